@@ -1,0 +1,29 @@
+//! The contracts of the Plinth platform: code generated from `proto/plinth/**` by tonic/prost, and the
+//! hand-written identifier newtypes (`ids`) that the generated code uses in place of bare strings and
+//! integers.
+//!
+//! This crate holds no logic: no validation beyond what an identifier type must guarantee, no
+//! conversions to service domain types (those live next to the domain type in each service crate).
+
+pub mod ids;
+
+/// Encoded `FileDescriptorSet` of every Plinth proto package, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/plinth_descriptor.bin"));
+
+/// Shared messages (`plinth.common.v1`).
+pub mod common {
+    /// Version 1.
+    pub mod v1 {
+        pub use crate::ids::{SchemaId, Subject};
+    }
+}
+
+/// The schema registry contract (`plinth.schemaregistry.v1`).
+pub mod schemaregistry {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, unreachable_pub, reason = "generated code")]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plinth.schemaregistry.v1.rs"));
+    }
+}
