@@ -57,7 +57,7 @@ check_case() {
     fi
     # --strict rejects unknown fields. Kinds it has no schema for (CRDs such as ServiceMonitor) come out as
     # warnings, which are shown but do not fail the check.
-    if ! "$KUBERNETES_VALIDATE" --strict --quiet -k "$KUBE_VERSION" "$scratch/rendered.yaml" >"$scratch/out" 2>&1; then
+    if ! "$KUBERNETES_VALIDATE" --strict --quiet -k "$KUBE_VERSION" - <"$scratch/rendered.yaml" >"$scratch/out" 2>&1; then
         fail "$chart [$label]: kubernetes-validate --strict -k $KUBE_VERSION"
         return 0
     fi
