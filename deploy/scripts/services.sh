@@ -105,11 +105,11 @@ ensure_postgres() {
         version="$(pg_cluster_version)"
         if [[ -z "$version" ]]; then
             # Debian's postinst creates and configures the `main` cluster; policy-rc.d may keep it stopped.
-            have pg_ctlcluster || apt_install postgresql
+            compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || apt_install postgresql
             version="$(pg_cluster_version)"
             if [[ -z "$version" ]]; then
-                version="$(find /usr/lib/postgresql -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)"
-                [[ -n "$version" ]] || die "postgresql is installed but no server version was found"
+                version="$(compgen -G '/usr/lib/postgresql/*/bin/postgres' | cut -d/ -f5 | sort -V | tail -n 1)"
+                [[ -n "$version" ]] || die "postgresql is installed but no server binary was found"
                 say "creating PostgreSQL $version cluster main"
                 as_root pg_createcluster "$version" main >/dev/null
             fi
@@ -122,6 +122,8 @@ ensure_postgres() {
         as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
         wait_until pg_answers ||
             die "PostgreSQL did not answer on $PG_HOST:$PG_PORT within ${WAIT_SECONDS}s; see /var/log/postgresql/postgresql-$version-main.log"
+        # The package's postinst may have started the cluster before pg_hba.conf was edited.
+        ((fresh == 0)) || as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
     fi
 
     have psql || apt_install postgresql-client
@@ -136,6 +138,17 @@ ensure_postgres() {
     fi
     say "creating database $PG_DATABASE"
     createdb -w -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" "$PG_DATABASE"
+    if ((fresh == 1)); then
+        # Like the dev machines: a superuser role and database named after this OS user, so tools that
+        # default to the OS user name (psql, createdb) work here too.
+        local me
+        me="$(id -un)"
+        if [[ "$me" != "$PG_USER" ]]; then
+            say "creating superuser role and database $me"
+            createuser -w -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" --superuser "$me"
+            createdb -w -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" --owner "$me" "$me"
+        fi
+    fi
 }
 
 ensure_redis() {
