@@ -36,8 +36,8 @@ help: ## list the targets
 	@echo "PLINTH_TOOLS_DIR=$(PLINTH_TOOLS_DIR)"
 
 .PHONY: run
-run: ## start all of Plinth in one process on embedded defaults (`plinth up`)
-	cargo run -p plinth-cli --bin plinth -- up
+run: ## start all of Plinth in one process on embedded defaults, with a demo (`plinth up --demo`)
+	cargo run -p plinth-cli --bin plinth -- up --demo
 
 .PHONY: test
 test: ## the gate: tools, services, lint, doc, nextest, helm-check, buf-lint (stops at the first failure)

@@ -1,0 +1,87 @@
+//! Payload validation: compiled JSON Schema validators and per-document errors.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::schema::{InvalidSchema, SchemaDraft};
+
+/// One validation error in one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayloadError {
+    /// JSON pointer into the document.
+    pub instance_path: String,
+    /// JSON pointer into the schema, to the keyword that failed.
+    pub schema_path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Referenced schemas by the name (URI) the referencing schema uses in `$ref`.
+pub type ResolvedReferences = HashMap<String, Arc<Value>>;
+
+/// A schema compiled for validation, with its references resolved in memory. Never fetches anything.
+#[derive(Debug)]
+pub struct CompiledValidator {
+    validator: jsonschema::Validator,
+}
+
+struct InMemoryRetriever {
+    references: ResolvedReferences,
+}
+
+impl jsonschema::Retrieve for InMemoryRetriever {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let full = uri.as_str();
+        let relative = full.strip_prefix("json-schema:///").unwrap_or(full);
+        self.references
+            .get(full)
+            .or_else(|| self.references.get(relative))
+            .map(|value| value.as_ref().clone())
+            .ok_or_else(|| {
+                format!("`{relative}` is not a registered reference; add it to `references` (name, subject, version)")
+                    .into()
+            })
+    }
+}
+
+impl CompiledValidator {
+    /// Compiles `schema` read as `draft`, resolving `$ref`s to other documents from `references` only.
+    pub fn compile(
+        schema: &Value,
+        draft: SchemaDraft,
+        references: ResolvedReferences,
+    ) -> Result<Self, InvalidSchema> {
+        let validator = jsonschema::options()
+            .with_draft(draft.to_jsonschema())
+            .should_validate_formats(true)
+            .with_retriever(InMemoryRetriever { references })
+            .build(schema)
+            .map_err(|err| InvalidSchema::new(err.instance_path().to_string(), err.to_string()))?;
+        Ok(Self { validator })
+    }
+
+    /// Validates one document and returns every error (empty when valid).
+    pub fn validate(&self, document: &Value) -> Vec<PayloadError> {
+        if self.validator.is_valid(document) {
+            return Vec::new();
+        }
+        self.validator
+            .iter_errors(document)
+            .map(|err| PayloadError {
+                instance_path: err.instance_path().to_string(),
+                schema_path: err.schema_path().to_string(),
+                message: err.to_string(),
+            })
+            .collect()
+    }
+
+    /// Whether a document is valid (no error list built).
+    pub fn is_valid(&self, document: &Value) -> bool {
+        self.validator.is_valid(document)
+    }
+}

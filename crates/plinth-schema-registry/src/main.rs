@@ -1,0 +1,24 @@
+//! The `plinth-schema-registry` binary: parse configuration, start telemetry, run until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// The Plinth schema registry (Confluent-compatible REST on 8081, gRPC on 7001).
+#[derive(Debug, Parser)]
+#[command(name = "plinth-schema-registry", version, about)]
+struct Args {
+    /// TOML configuration file; `PLINTH_*` environment variables override it (e.g. PLINTH_DATABASE__URL).
+    #[arg(long, env = "PLINTH_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = plinth_schema_registry::Config::load(args.config.as_deref())?;
+    let _telemetry =
+        plinth_runtime::telemetry::init(plinth_schema_registry::SERVICE_NAME, &config.telemetry)?;
+    plinth_schema_registry::run(config, plinth_runtime::server::shutdown_signal()).await?;
+    Ok(())
+}

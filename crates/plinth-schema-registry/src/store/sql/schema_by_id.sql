@@ -1,0 +1,3 @@
+SELECT id, fingerprint, schema_type, schema_text, references_json
+FROM schemas
+WHERE id = $1
