@@ -1,1 +1,3 @@
-//! placeholder
+//! Cross-service tests: one binary, a module per flow.
+
+mod schema_registry;

@@ -1,1 +1,112 @@
-//! placeholder
+//! Helpers for Plinth's cross-service tests: services started on free loopback ports and stopped on
+//! drop, unique names, and the Python venv that holds the independent clients (confluent-kafka).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::sync::oneshot;
+
+/// A name unique to one test run (UUIDv7), so tests can share servers and databases in parallel.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// The Python interpreter of the tools venv (`make test` installs it with `deploy/scripts/tools.sh venv`).
+/// Panics with the fix when it is missing: a missing dependency fails loudly.
+pub fn python() -> PathBuf {
+    let venv = std::env::var_os("PLINTH_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            home.join(".cache/plinth/tools/venv")
+        });
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `bash deploy/scripts/tools.sh venv` (make test does) or set PLINTH_VENV",
+        python.display()
+    );
+    python
+}
+
+/// A schema registry running in this process on free loopback ports, stopped when dropped.
+#[derive(Debug)]
+pub struct RegistryServer {
+    /// gRPC address.
+    pub grpc: SocketAddr,
+    /// HTTP (Confluent REST) address.
+    pub http: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    _dir: TempDir,
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir.
+    pub fn new(prefix: &str) -> Self {
+        let path = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|err| panic!("cannot create {}: {err}", path.display()));
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl RegistryServer {
+    /// Starts a registry on SQLite in a temp dir, after `configure` adjusts its configuration.
+    pub async fn start_with(configure: impl FnOnce(&mut plinth_schema_registry::Config)) -> Self {
+        let dir = TempDir::new("plinth-registry");
+        let mut config = plinth_schema_registry::Config::default();
+        config.server.grpc.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        config.server.http.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        config.database.url = format!("sqlite://{}?mode=rwc", dir.0.join("registry.db").display());
+        configure(&mut config);
+        let bound = plinth_schema_registry::bind(&config)
+            .await
+            .unwrap_or_else(|err| panic!("registry starts: {err}"));
+        let (grpc, http) = (bound.grpc_addr(), bound.http_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(bound.serve(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            grpc,
+            http,
+            stop: Some(stop),
+            _dir: dir,
+        }
+    }
+
+    /// Starts a registry on SQLite with the default configuration.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The REST base URL.
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// The gRPC endpoint URL.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The schema registry with real clients: Python `confluent-kafka` (its SchemaRegistryClient and
+//! JSONSerializer/JSONDeserializer), tonic over gRPC with rich error details, and auth roles.
+
+use plinth_proto::ids::Subject;
+use plinth_proto::schemaregistry::v1 as pb;
+use plinth_proto::schemaregistry::v1::schema_registry_service_client::SchemaRegistryServiceClient;
+use plinth_runtime::error::{ApiError, ErrorCode};
+use plinth_tests::{RegistryServer, TempDir, python};
+use serde_json::{Value, json};
+
+const CONFLUENT_ROUND_TRIP: &str = r#"
+import json, sys
+from confluent_kafka.schema_registry import SchemaRegistryClient, Schema
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONSerializer, JSONDeserializer
+from confluent_kafka.serialization import SerializationContext, MessageField
+
+client = SchemaRegistryClient({"url": sys.argv[1]})
+schema_str = json.dumps({
+    "$schema": "http://json-schema.org/draft-07/schema#", "title": "Order", "type": "object",
+    "properties": {"order_id": {"type": "integer"}, "amount": {"type": "number"}},
+    "required": ["order_id"],
+})
+ctx = SerializationContext("orders", MessageField.VALUE)
+payload = JSONSerializer(schema_str, client)({"order_id": 7, "amount": 1.5}, ctx)
+decoded = JSONDeserializer(schema_str, schema_registry_client=client)(payload, ctx)
+decoded_with_writer_schema = JSONDeserializer(None, schema_registry_client=client)(payload, ctx)
+# A second serializer (a new client, so no client-side cache) registering the same schema gets the same id.
+again = JSONSerializer(schema_str, SchemaRegistryClient({"url": sys.argv[1]}))({"order_id": 8}, ctx)
+latest = client.get_latest_version("orders-value")
+narrowed = Schema(json.dumps({"type": "object", "properties": {"order_id": {"type": "string"}}}), "JSON")
+compatible = client.test_compatibility("orders-value", narrowed)
+client.set_compatibility("orders-value", "FULL")
+level = client.get_compatibility("orders-value")
+errors = {}
+try:
+    client.register_schema("orders-value", narrowed)
+except SchemaRegistryError as err:
+    errors["incompatible"] = [err.http_status_code, err.error_code]
+try:
+    client.register_schema("broken-value", Schema("{not json", "JSON"))
+except SchemaRegistryError as err:
+    errors["invalid"] = [err.http_status_code, err.error_code]
+try:
+    client.get_version("orders-value", 42)
+except SchemaRegistryError as err:
+    errors["missing_version"] = [err.http_status_code, err.error_code]
+versions = client.get_versions("orders-value")
+deleted = client.delete_subject("orders-value")
+print(json.dumps({
+    "magic": payload[0], "id": int.from_bytes(payload[1:5], "big"), "body": payload[5:].decode(),
+    "again_id": int.from_bytes(again[1:5], "big"),
+    "decoded": decoded, "decoded_with_writer_schema": decoded_with_writer_schema,
+    "latest": {"id": latest.schema_id, "version": latest.version, "subject": latest.subject,
+               "schema_type": latest.schema.schema_type},
+    "compatible": compatible, "level": level, "errors": errors, "versions": versions, "deleted": deleted,
+}))
+"#;
+
+#[tokio::test]
+async fn confluent_kafka_client_round_trips_records_through_plinth() {
+    let registry = RegistryServer::start().await;
+    let output = tokio::process::Command::new(python())
+        .arg("-c")
+        .arg(CONFLUENT_ROUND_TRIP)
+        .arg(registry.rest_url())
+        .output()
+        .await
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result: Value = serde_json::from_slice(&output.stdout).expect("python prints JSON");
+
+    // Confluent wire format: magic byte 0, 4-byte big-endian id, then the JSON body.
+    assert_eq!(result["magic"], 0);
+    assert_eq!(result["id"], 1);
+    assert_eq!(
+        serde_json::from_str::<Value>(result["body"].as_str().unwrap()).unwrap(),
+        json!({"order_id": 7, "amount": 1.5})
+    );
+    assert_eq!(result["again_id"], 1);
+    assert_eq!(result["decoded"], json!({"order_id": 7, "amount": 1.5}));
+    assert_eq!(result["decoded_with_writer_schema"], result["decoded"]);
+    assert_eq!(
+        result["latest"],
+        json!({"id": 1, "version": 1, "subject": "orders-value", "schema_type": "JSON"})
+    );
+    assert_eq!(result["compatible"], false);
+    assert_eq!(result["level"], "FULL");
+    assert_eq!(result["errors"]["incompatible"], json!([409, 409]));
+    assert_eq!(result["errors"]["invalid"], json!([422, 42201]));
+    assert_eq!(result["errors"]["missing_version"], json!([404, 40402]));
+    assert_eq!(result["versions"], json!([1]));
+    assert_eq!(result["deleted"], json!([1]));
+}
+
+fn schema(text: Value) -> Option<pb::Schema> {
+    Some(pb::Schema {
+        schema: text.to_string(),
+        schema_type: pb::SchemaType::Json.into(),
+        references: vec![],
+    })
+}
+
+#[tokio::test]
+async fn grpc_errors_name_the_field_and_the_fix() {
+    let registry = RegistryServer::start().await;
+    let channel = plinth_runtime::client::connect(
+        &registry.grpc_url().parse().unwrap(),
+        None,
+        None,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let mut client = SchemaRegistryServiceClient::new(channel);
+
+    let request = pb::RegisterSchemaRequest {
+        subject: Some(Subject::new("typo-value")),
+        schema: schema(json!({"type": "strng"})),
+        ..Default::default()
+    };
+    let status = client.register_schema(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let error = ApiError::from_status(&status);
+    assert_eq!(
+        (error.code, error.reason.as_ref()),
+        (ErrorCode::InvalidArgument, "INVALID_SCHEMA")
+    );
+    assert_eq!(error.field_violations[0].field, "schema/type");
+    assert!(
+        error.field_violations[0]
+            .description
+            .contains("meta-schema"),
+        "{error:?}"
+    );
+    assert_eq!(
+        error.metadata.get("error_code").map(String::as_str),
+        Some("42201")
+    );
+
+    let missing = pb::GetSubjectVersionRequest {
+        subject: Some(Subject::new("nobody")),
+        version: 0,
+        deleted: false,
+    };
+    let status = client.get_subject_version(missing).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    assert_eq!(ApiError::from_status(&status).reason, "SUBJECT_NOT_FOUND");
+
+    let no_subject = pb::RegisterSchemaRequest {
+        schema: schema(json!({})),
+        ..Default::default()
+    };
+    let status = client.register_schema(no_subject).await.unwrap_err();
+    assert_eq!(
+        ApiError::from_status(&status).field_violations[0].field,
+        "subject"
+    );
+
+    // Incompatible registration: FAILED_PRECONDITION with every incompatibility in the metadata.
+    let subject = Some(Subject::new("evolving-value"));
+    let v1 = pb::RegisterSchemaRequest {
+        subject: subject.clone(),
+        schema: schema(json!({"type": "object", "properties": {"a": {"type": "integer"}}})),
+        ..Default::default()
+    };
+    client.register_schema(v1).await.unwrap();
+    let bad = pb::RegisterSchemaRequest {
+        subject,
+        schema: schema(json!({"type": "object", "properties": {"a": {"type": "string"}}})),
+        ..Default::default()
+    };
+    let status = client.register_schema(bad).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    let error = ApiError::from_status(&status);
+    assert_eq!(error.reason, "INCOMPATIBLE_SCHEMA");
+    assert!(
+        error
+            .metadata
+            .get("incompatibility_0")
+            .is_some_and(|detail| detail.contains("#/properties/a")),
+        "{error:?}"
+    );
+
+    // Health and reflection are served beside the registry.
+    let health_channel = tonic::transport::Channel::from_shared(registry.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(health_channel);
+    let answer = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "plinth.schemaregistry.v1.SchemaRegistryService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+}
+
+#[tokio::test]
+async fn roles_gate_reads_writes_and_admin_changes() {
+    let tokens = TempDir::new("plinth-tokens");
+    let tokens_file = tokens.0.join("tokens");
+    std::fs::write(
+        &tokens_file,
+        "read reader-token ci-read\nwrite writer-token producer\nadmin admin-token platform\n",
+    )
+    .unwrap();
+    let registry = RegistryServer::start_with(|config| {
+        config.server.auth.enabled = true;
+        config.server.auth.tokens_file = Some(tokens_file.clone());
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", registry.rest_url());
+    let body = json!({"schema": json!({"type": "object"}).to_string()});
+
+    let anonymous = http.get(url("/subjects")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let read = http
+        .get(url("/subjects"))
+        .bearer_auth("reader-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    let denied = http
+        .post(url("/subjects/a-value/versions"))
+        .bearer_auth("reader-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+    let written = http
+        .post(url("/subjects/a-value/versions"))
+        .bearer_auth("writer-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(written.status(), 200);
+    // A compatibility check changes nothing: a read token may run it.
+    let checked = http
+        .post(url("/compatibility/subjects/a-value/versions/latest"))
+        .bearer_auth("reader-token")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(checked.status(), 200);
+    let config = json!({"compatibility": "NONE"});
+    let not_admin = http
+        .put(url("/config"))
+        .bearer_auth("writer-token")
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_admin.status(), 403);
+    let admin = http
+        .put(url("/config"))
+        .bearer_auth("admin-token")
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 200);
+    // Probes and metrics stay open for Kubernetes and Prometheus.
+    assert_eq!(http.get(url("/readyz")).send().await.unwrap().status(), 200);
+
+    // gRPC: the same roles.
+    let endpoint = registry.grpc_url().parse().unwrap();
+    let timeout = std::time::Duration::from_secs(5);
+    let reader =
+        plinth_runtime::client::connect(&endpoint, None, Some("reader-token".into()), timeout)
+            .await
+            .unwrap();
+    let mut reader = SchemaRegistryServiceClient::new(reader);
+    let listed = reader
+        .list_subjects(pb::ListSubjectsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.subjects, vec![Subject::new("a-value")]);
+    let request = pb::RegisterSchemaRequest {
+        subject: Some(Subject::new("b-value")),
+        schema: schema(json!({})),
+        ..Default::default()
+    };
+    assert_eq!(
+        reader.register_schema(request).await.unwrap_err().code(),
+        tonic::Code::PermissionDenied
+    );
+    let anonymous = plinth_runtime::client::connect(&endpoint, None, None, timeout)
+        .await
+        .unwrap();
+    let status = SchemaRegistryServiceClient::new(anonymous)
+        .list_subjects(pb::ListSubjectsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+}
