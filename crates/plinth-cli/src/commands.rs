@@ -13,7 +13,7 @@ use crate::output::Output;
 
 /// Plinth: schemas, data, features, pipelines and models on one platform.
 #[derive(Debug, Parser)]
-#[command(name = "plinth", version, about, propagate_version = true)]
+#[command(name = "plinth", version, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -109,5 +109,14 @@ pub fn call<T>(result: Result<tonic::Response<T>, tonic::Status>) -> anyhow::Res
             let error = plinth_runtime::error::ApiError::from_status(&status);
             Err(anyhow::anyhow!("{error}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
     }
 }
