@@ -28,15 +28,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
-use http::{HeaderMap, Request, Response, header};
+use http::{HeaderMap, Request, header};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
-use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder};
+use tower::Service;
 
 pub use self::health::HealthHandle;
 use self::layers::{BodyLimitLayer, ObserveLayer, TimeoutLayer};
@@ -44,8 +42,8 @@ use crate::auth::{AccessPolicy, AuthLayer, DefaultAccessPolicy, TokenStore};
 use crate::config::ServerConfig;
 use crate::error::ServerError;
 
-/// A complete request pipeline for one listener.
-type ListenerService = BoxCloneSyncService<Request<Body>, Response<Body>, Infallible>;
+/// A complete request pipeline for one listener: routes with their layers.
+type ListenerService = axum::Router;
 
 /// Collects what a service serves, then binds it with [`ServerBuilder::bind`].
 pub struct ServerBuilder {
@@ -175,12 +173,8 @@ impl ServerBuilder {
         let http_router = http_router
             .merge(probes::router(health.clone()))
             .layer(DefaultBodyLimit::max(config.max_request_body_bytes));
-        let grpc_service = pipeline(
-            service_name,
-            &config,
-            route_layers(grpc_router, auth.clone()),
-        );
-        let http_service = pipeline(service_name, &config, route_layers(http_router, auth));
+        let grpc_service = with_layers(grpc_router, service_name, &config, auth.clone());
+        let http_service = with_layers(http_router, service_name, &config, auth);
 
         let grpc_listener = bind_listener("gRPC", config.grpc.listen, "grpc.listen").await?;
         let http_listener = bind_listener("HTTP", config.http.listen, "http.listen").await?;
@@ -360,27 +354,23 @@ fn grpc_router(
     Ok(routes.prepare().into_axum_router())
 }
 
-/// Layers that need the route: auth, and copying the matched route onto the response for metrics.
-fn route_layers(router: axum::Router, auth: Option<AuthLayer>) -> axum::Router {
+/// Applies the request layers, outermost first: span and metrics, timeout, body limit, auth. They
+/// are applied with `Router::layer`, after routing, so they see the matched route (for span names
+/// and bounded metric labels); the router's fallback is layered too.
+fn with_layers(
+    router: axum::Router,
+    service_name: &'static str,
+    config: &ServerConfig,
+    auth: Option<AuthLayer>,
+) -> axum::Router {
     let router = match auth {
         Some(auth) => router.layer(auth),
         None => router,
     };
-    router.layer(axum::middleware::from_fn(probes::record_matched_path))
-}
-
-/// The layers in front of routing, outermost first.
-fn pipeline(
-    service_name: &'static str,
-    config: &ServerConfig,
-    router: axum::Router,
-) -> ListenerService {
-    let service = ServiceBuilder::new()
-        .layer(ObserveLayer::new(service_name))
-        .layer(TimeoutLayer::new(config.request_timeout))
+    router
         .layer(BodyLimitLayer::new(config.max_request_body_bytes))
-        .service(router);
-    BoxCloneSyncService::new(service)
+        .layer(TimeoutLayer::new(config.request_timeout))
+        .layer(ObserveLayer::new(service_name))
 }
 
 async fn bind_listener(

@@ -1,5 +1,6 @@
 //! The tower layers every request passes through, outermost first: [`ObserveLayer`] (span and
-//! metrics), [`TimeoutLayer`], [`BodyLimitLayer`]. They work on `axum::body::Body` in both directions
+//! metrics), [`TimeoutLayer`], [`BodyLimitLayer`]. They are applied with `Router::layer`, so they
+//! run after routing and see the matched route. They work on `axum::body::Body` in both directions
 //! and never fail (`Error = Infallible`): every rejection is a well-formed gRPC or HTTP response.
 
 use std::convert::Infallible;
@@ -94,15 +95,18 @@ where
         let started = Instant::now();
         let is_grpc = is_grpc_request(request.headers());
         let method = request.method().clone();
-        let path = request.uri().path().to_owned();
+        let path = request.uri().path();
+        let matched = request.extensions().get::<MatchedPath>();
+        let label = method_label(is_grpc, &method, path, matched);
         let span = tracing::info_span!(
             REQUEST_SPAN,
-            otel.name = %path,
+            otel.name = span_name(is_grpc, &method, path, matched),
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
             service = self.layer.service_name,
             protocol = if is_grpc { "grpc" } else { "http" },
             http.request.method = %method,
+            http.route = matched.map(MatchedPath::as_str),
             url.path = %path,
             status = tracing::field::Empty,
         );
@@ -116,13 +120,6 @@ where
                 Ok(response) => response,
                 Err(never) => match never {},
             };
-            let label = method_label(
-                is_grpc,
-                &method,
-                &path,
-                response.extensions().get::<MatchedPath>(),
-            );
-            span.record("otel.name", label.as_str());
             let observation = Observation {
                 layer,
                 label,
@@ -152,6 +149,8 @@ where
 
 /// The `method` label: the gRPC path of a registered service, `GET /route/{param}` for matched HTTP
 /// routes, or [`UNMATCHED`], so that unknown paths cannot blow up the label cardinality.
+///
+/// The layers run inside the router (`Router::layer`), so the matched route is known here.
 fn method_label(
     is_grpc: bool,
     method: &Method,
@@ -162,6 +161,16 @@ fn method_label(
         (true, Some(_)) => path.to_owned(),
         (false, Some(matched)) => format!("{method} {}", matched.as_str()),
         (_, None) => UNMATCHED.to_owned(),
+    }
+}
+
+/// The span name, following OpenTelemetry conventions: `package.Service/Method` for gRPC,
+/// `GET /route/{param}` for HTTP, the bare HTTP method when no route matched.
+fn span_name(is_grpc: bool, method: &Method, path: &str, matched: Option<&MatchedPath>) -> String {
+    match (is_grpc, matched) {
+        (true, Some(_)) => path.trim_start_matches('/').to_owned(),
+        (false, Some(matched)) => format!("{method} {}", matched.as_str()),
+        (_, None) => method.to_string(),
     }
 }
 

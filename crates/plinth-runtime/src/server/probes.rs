@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{StatusCode, header};
@@ -45,16 +44,6 @@ async fn readyz(State(health): State<HealthHandle>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
     }
-}
-
-/// Copies the matched route onto the response, where the metrics layer (outside the router) reads it.
-pub(super) async fn record_matched_path(request: Request, next: Next) -> Response {
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(request).await;
-    if let Some(matched) = matched {
-        response.extensions_mut().insert(matched);
-    }
-    response
 }
 
 /// Drains the Prometheus recorder's histogram buffers periodically so they stay bounded between
