@@ -1,3 +1,9 @@
 //! Cross-service tests: one binary, a module per flow.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on the first surprise"
+)]
+
 mod schema_registry;

@@ -26,7 +26,7 @@ pub enum Command {
     /// Run every service in one process on embedded defaults, until Ctrl-C.
     Up(up::UpArgs),
     /// Register, read, check and delete schemas in the schema registry.
-    Schema(schema::SchemaArgs),
+    Schema(Box<schema::SchemaArgs>),
 }
 
 /// Flags shared by client commands.
@@ -79,7 +79,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
-        Command::Schema(command) => schema::run(command).await,
+        Command::Schema(command) => schema::run(*command).await,
     }
 }
 

@@ -1,6 +1,12 @@
 //! Runs every `sh` and `python` block of docs/schema-registry.md, in order, against a fresh `plinth up`
 //! (the real binary on free ports), so the user guide never drifts from what the platform does.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on the first surprise"
+)]
+
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

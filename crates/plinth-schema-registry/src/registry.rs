@@ -19,6 +19,9 @@ use crate::domain::validation::{CompiledValidator, PayloadError, ResolvedReferen
 use crate::error::{Error, Result, shorten};
 use crate::store::{Backend, NewVersion, SETTINGS_CHANGED, Store, StoreError, VersionRow};
 
+/// A boxed future, for the recursion between loading a schema and resolving its references.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// How deep references may nest (a guard against cycles created in IMPORT mode).
 const MAX_REFERENCE_DEPTH: usize = 32;
 /// How often a registration is retried when another writer changed the subject meanwhile.
@@ -878,8 +881,7 @@ impl Registry {
         &'a self,
         id: SchemaId,
         depth: usize,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<Arc<StoredSchema>>>> + Send + 'a>>
-    {
+    ) -> BoxFuture<'a, Result<Option<Arc<StoredSchema>>>> {
         Box::pin(async move {
             if let Some(schema) = self.cache.schema(id) {
                 return Ok(Some(schema));
