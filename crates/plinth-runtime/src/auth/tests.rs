@@ -231,3 +231,12 @@ async fn public_paths_need_no_token() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response.headers().get("grpc-status").is_none());
 }
+
+#[test]
+fn auth_layer_fits_a_tonic_server() {
+    // Compile-time check that the layer is accepted by tonic's own server builder, not only by axum.
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let _router = tonic::transport::Server::builder()
+        .layer(AuthLayer::new(store(), Arc::new(DefaultAccessPolicy)))
+        .add_service(health);
+}

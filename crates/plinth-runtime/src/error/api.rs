@@ -163,8 +163,10 @@ pub struct FieldViolation {
 /// Convert it with `tonic::Status::from(err)` in gRPC handlers and return it directly from axum
 /// handlers. Errors with [`ErrorCode::Internal`] never leave the service with their message: the
 /// conversion logs the message and returns a generic one.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message} ({code} {reason})")]
+///
+/// `Display` shows everything a person needs, for CLI output:
+/// ``message (CODE REASON); `field`: description``.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     /// The code.
     pub code: ErrorCode,
@@ -340,6 +342,18 @@ impl ApiError {
         }
     }
 }
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} {})", self.message, self.code, self.reason)?;
+        for violation in &self.field_violations {
+            write!(f, "; `{}`: {}", violation.field, violation.description)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
 
 impl From<ApiError> for tonic::Status {
     fn from(err: ApiError) -> Self {

@@ -79,3 +79,14 @@ async fn http_body_is_the_documented_json() {
         })
     );
 }
+
+#[test]
+fn display_lists_code_reason_and_fields() {
+    let err = ApiError::invalid_argument("INVALID_SCHEMA", "fix the schema and retry")
+        .with_field("schema", "unexpected token")
+        .with_field("subject", "must not be empty");
+    assert_eq!(
+        err.to_string(),
+        "fix the schema and retry (INVALID_ARGUMENT INVALID_SCHEMA); `schema`: unexpected token; `subject`: must not be empty"
+    );
+}
