@@ -310,3 +310,48 @@ async fn roles_gate_reads_writes_and_admin_changes() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn huge_bodies_and_schemas_are_refused_with_a_limit_error() {
+    let registry = RegistryServer::start_with(|config| {
+        config.server.max_request_body_bytes = 256 * 1024;
+        config.registry.max_schema_bytes = 64 * 1024;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/subjects/huge-value/versions", registry.rest_url());
+
+    // Over the request body limit: 413 before any parsing.
+    let body =
+        json!({"schema": json!({"description": "x".repeat(512 * 1024)}).to_string()}).to_string();
+    let response = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+
+    // Within the body limit but over the schema limit: Confluent's 42209.
+    let body = json!({"schema": json!({"description": "x".repeat(100 * 1024)}).to_string()});
+    let response = http.post(&url).json(&body).send().await.unwrap();
+    assert_eq!(response.status(), 422);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error_code"], 42209);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("registry.max_schema_bytes"),
+        "{error}"
+    );
+
+    // The registry still serves afterwards.
+    let ok = http
+        .get(format!("{}/subjects", registry.rest_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}

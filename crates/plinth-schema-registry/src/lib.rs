@@ -23,7 +23,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use plinth_runtime::server::{BoundServer, ServerBuilder};
+use std::time::Duration;
+
+use plinth_runtime::server::{BoundServer, HealthHandle, ServerBuilder};
 
 pub use crate::config::Config;
 use crate::registry::Registry;
@@ -56,7 +58,11 @@ pub enum StartError {
 pub struct BoundRegistry {
     registry: Arc<Registry>,
     server: BoundServer,
+    health: HealthHandle,
 }
+
+/// How often readiness re-checks that the database answers.
+const READINESS_INTERVAL: Duration = Duration::from_secs(5);
 
 impl BoundRegistry {
     /// The gRPC address.
@@ -74,13 +80,24 @@ impl BoundRegistry {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let (stop_watch, watch_stopped) = tokio::sync::oneshot::channel::<()>();
-        let watcher = tokio::spawn(self.registry.clone().watch_changes(async move {
-            let _ = watch_stopped.await;
-        }));
+        let (stop_tasks, tasks_stopped) = tokio::sync::watch::channel(false);
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        };
+        let watcher = tokio::spawn(
+            self.registry
+                .clone()
+                .watch_changes(stopped(tasks_stopped.clone())),
+        );
+        let readiness = tokio::spawn(track_readiness(
+            self.registry.clone(),
+            self.health.clone(),
+            stopped(tasks_stopped),
+        ));
         let served = self.server.serve(shutdown).await;
-        let _ = stop_watch.send(());
+        let _ = stop_tasks.send(true);
         let _ = watcher.await;
+        let _ = readiness.await;
         self.registry.store().close().await;
         served.map_err(StartError::from)
     }
@@ -113,7 +130,37 @@ pub async fn bind(config: &Config) -> Result<BoundRegistry, StartError> {
     let server = builder.bind().await?;
     health.set_ready(true).await;
     tracing::info!(grpc = %server.grpc_addr(), http = %server.http_addr(), database = %config.database.redacted_url(), "schema registry listening");
-    Ok(BoundRegistry { registry, server })
+    Ok(BoundRegistry {
+        registry,
+        server,
+        health,
+    })
+}
+
+/// Keeps readiness (gRPC health and `/readyz`) false while the database does not answer, so Kubernetes
+/// routes traffic to replicas that can serve it.
+async fn track_readiness(
+    registry: Arc<Registry>,
+    health: HealthHandle,
+    stop: impl Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(READINESS_INTERVAL) => {}
+        }
+        let ready = match registry.store().ping().await {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(error = %err, "registry database does not answer; not ready");
+                false
+            }
+        };
+        if ready != health.is_ready() {
+            health.set_ready(ready).await;
+        }
+    }
 }
 
 /// Runs the registry until `shutdown` resolves (`main` passes SIGTERM/SIGINT; tests pass their own).

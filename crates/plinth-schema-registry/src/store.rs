@@ -199,6 +199,12 @@ impl Store {
         &self.url
     }
 
+    /// Checks that the database answers (readiness).
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Closes the pool.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -98,6 +98,8 @@ pub fn router(registry: Arc<Registry>) -> Router {
             get(no_associations),
         )
         .fallback(not_found)
+        // The runtime's body-limit layer enforces `server.max_request_body_bytes` for every route.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(registry)
 }
 
