@@ -45,9 +45,10 @@ pub fn check_pair(
     previous: SchemaSide<'_>,
     candidate: SchemaSide<'_>,
 ) -> Vec<String> {
-    let (original, update) = match direction {
-        Direction::Backward => (previous, candidate),
-        Direction::Forward => (candidate, previous),
+    // Confluent fills each message's roles from the update's point of view: "new" is the candidate.
+    let (original, update, update_role, original_role) = match direction {
+        Direction::Backward => (previous, candidate, "new", "old"),
+        Direction::Forward => (candidate, previous, "old", "new"),
     };
     let resolver = TwoSidedResolver {
         first: update.references,
@@ -60,7 +61,7 @@ pub fn check_pair(
         &resolver,
     )
     .iter()
-    .map(plinth_schema_compat::Difference::message)
+    .map(|difference| difference.message_with_roles(update_role, original_role))
     .collect()
 }
 
