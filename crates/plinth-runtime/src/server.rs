@@ -343,7 +343,8 @@ fn grpc_router(
     };
     let reflection_v1 = reflection().build_v1().map_err(reflection_error)?;
     let reflection_v1alpha = reflection().build_v1alpha().map_err(reflection_error)?;
-    let routes: Routes = Routes::from(routes.routes().into_axum_router())
+    let routes: Routes = routes
+        .routes()
         .add_service(
             health
                 .server()

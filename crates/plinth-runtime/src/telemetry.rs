@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -69,7 +70,8 @@ impl Drop for TelemetryGuard {
 
 /// Starts telemetry for the process: structured logs to stderr (`text` or `json`, filtered by
 /// `config.log_level`, or by `RUST_LOG` when set), and when `config.otlp_endpoint` is set, OTLP/gRPC
-/// export of traces (every `tracing` span) and metrics with resource `service.name = service_name`.
+/// export of traces (every `tracing` span at INFO or above, independently of the log filter) and
+/// metrics, with resource `service.name = service_name`.
 /// Also sets the global text-map propagator to W3C trace context.
 ///
 /// Idempotent: when telemetry is already installed in this process (by an earlier call, or by a test
@@ -125,9 +127,13 @@ fn install(service_name: &str, config: &TelemetryConfig) -> Result<TelemetryGuar
         )?),
         None => None,
     };
-    let otel_layer = pipeline
-        .as_ref()
-        .map(|pipeline| tracing_opentelemetry::layer().with_tracer(pipeline.tracer(service_name)));
+    // Traces get every span at INFO and above whatever the log level: quiet logs must not mean
+    // missing traces. The log filter only applies to what is printed.
+    let otel_layer = pipeline.as_ref().map(|pipeline| {
+        tracing_opentelemetry::layer()
+            .with_tracer(pipeline.tracer(service_name))
+            .with_filter(LevelFilter::INFO)
+    });
 
     let ansi = std::io::stderr().is_terminal();
     let fmt_layer = match config.log_format {
@@ -139,9 +145,9 @@ fn install(service_name: &str, config: &TelemetryConfig) -> Result<TelemetryGuar
             .json()
             .with_writer(std::io::stderr)
             .boxed(),
-    };
+    }
+    .with_filter(filter);
     let installed = tracing_subscriber::registry()
-        .with(filter)
         .with(fmt_layer)
         .with(otel_layer)
         .try_init();

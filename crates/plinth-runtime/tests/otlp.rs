@@ -84,6 +84,8 @@ async fn spans_and_metrics_reach_the_collector() {
     let config = TelemetryConfig {
         otlp_endpoint: Some(format!("http://{collector}").parse().unwrap()),
         otlp_export_interval: Duration::from_millis(200),
+        // Quiet logs must not silence traces.
+        log_level: "error".to_owned(),
         ..TelemetryConfig::default()
     };
     let guard = telemetry::init("otlp-test", &config).unwrap();

@@ -359,3 +359,17 @@ fn durations_parse_and_format() {
     assert_eq!(duration::format(Duration::from_secs(30)), "30s");
     assert_eq!(duration::format(Duration::from_millis(500)), "500ms");
 }
+
+#[test]
+fn another_prefix_reads_only_its_own_variables() {
+    let config: TestConfig = load_with_prefix(
+        "PLINTH_REGISTRY_",
+        None,
+        env(&[
+            ("PLINTH_REGISTRY_NAME", "scoped"),
+            ("PLINTH_NAME", "global"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.name, "scoped");
+}
