@@ -25,6 +25,35 @@ pub(crate) const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 pub(crate) struct TestDatabase {
     pub(crate) url: String,
     _dir: Option<TempDir>,
+    _schema: Option<PostgresSchema>,
+}
+
+/// A PostgreSQL schema dropped when the test ends, so the shared `test` database does not grow.
+pub(crate) struct PostgresSchema(pub(crate) String);
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        let schema = self.0.clone();
+        // Drop runs inside the test's runtime; do the async cleanup on a thread with its own runtime.
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                use sqlx::Connection as _;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_base_url()).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .execute(&mut conn)
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
 }
 
 pub(crate) struct TempDir(pub(crate) std::path::PathBuf);
@@ -49,13 +78,16 @@ impl TestDatabase {
                 Self {
                     url,
                     _dir: Some(TempDir(dir)),
+                    _schema: None,
                 }
             }
             Backend::Postgres => {
                 let schema = unique_name("t");
+                let url = postgres_schema_url(&schema).await;
                 Self {
-                    url: postgres_schema_url(&schema).await,
+                    url,
                     _dir: None,
+                    _schema: Some(PostgresSchema(schema)),
                 }
             }
         }

@@ -16,7 +16,7 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::backend::{postgres_schema_url, registry_on, unique_name};
+use crate::backend::{PostgresSchema, postgres_schema_url, registry_on, unique_name};
 
 fn schema_for(n: usize) -> SchemaInput {
     SchemaInput {
@@ -27,7 +27,9 @@ fn schema_for(n: usize) -> SchemaInput {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_register_concurrently_without_duplicates_or_losses() {
-    let url = postgres_schema_url(&unique_name("t")).await;
+    let schema = unique_name("t");
+    let url = postgres_schema_url(&schema).await;
+    let _cleanup = PostgresSchema(schema);
     let first = registry_on(&url).await;
     let second = registry_on(&url).await;
     let none = CompatibilityConfig {
@@ -188,6 +190,7 @@ impl Outage {
 async fn postgres_dropping_mid_load_fails_cleanly_and_loses_nothing() {
     let schema = unique_name("t");
     let direct_url = postgres_schema_url(&schema).await;
+    let _cleanup = PostgresSchema(schema.clone());
     let outage = Outage::start("127.0.0.1:5432".parse().unwrap()).await;
     let proxied_url = direct_url.replace("127.0.0.1:5432", &outage.addr.to_string());
     let store = Store::connect(&proxied_url, 4, Duration::from_secs(1))
