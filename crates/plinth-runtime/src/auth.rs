@@ -73,6 +73,11 @@ pub struct Caller {
     pub name: String,
 }
 
+/// The authenticated caller of a tonic request: `None` on public calls and when auth is disabled.
+pub fn caller<T>(request: &tonic::Request<T>) -> Option<&Caller> {
+    request.extensions().get::<Caller>()
+}
+
 /// The known tokens, as SHA-256 digests.
 #[derive(Clone)]
 pub struct TokenStore {
