@@ -295,10 +295,20 @@ impl<'a> Loader<'a> {
             _ => {}
         }
 
+        // Confluent's 2019-09/2020-12 loader drops an empty `properties`: `{"properties": {}}`
+        // is an empty schema there, an object schema in older drafts.
+        let ignored = |keyword: &str| {
+            draft.is_modern()
+                && keyword == "properties"
+                && object
+                    .get(keyword)
+                    .and_then(Value::as_object)
+                    .is_some_and(Map::is_empty)
+        };
         let sniffed = |group: &[&str]| {
-            group
-                .iter()
-                .any(|keyword| !consumed.contains(keyword) && object.contains_key(*keyword))
+            group.iter().any(|keyword| {
+                !consumed.contains(keyword) && object.contains_key(*keyword) && !ignored(keyword)
+            })
         };
         let sniff_array = sniffed(array_keywords(draft));
         let sniff_object = sniffed(object_keywords(draft));
@@ -452,6 +462,11 @@ impl<'a> Loader<'a> {
             schema.additional_items = self.additional(doc, pointer, object, "items", depth);
         } else {
             match object.get("items") {
+                // 2020-12 without `prefixItems`: a boolean `items` is the flag Confluent's
+                // translator reports as `additionalItems`.
+                Some(Value::Bool(_)) if draft == Draft::Draft202012 => {
+                    schema.additional_items = self.additional(doc, pointer, object, "items", depth);
+                }
                 Some(Value::Array(items)) => {
                     schema.item_schemas = (0..items.len())
                         .map(|index| {
@@ -464,8 +479,10 @@ impl<'a> Loader<'a> {
                 }
                 _ => {}
             }
-            schema.additional_items =
-                self.additional(doc, pointer, object, "additionalItems", depth);
+            if draft != Draft::Draft202012 {
+                schema.additional_items =
+                    self.additional(doc, pointer, object, "additionalItems", depth);
+            }
         }
         if draft.is_modern() && object.contains_key("unevaluatedItems") {
             schema.unevaluated_items = Some(self.child(doc, pointer, "unevaluatedItems", depth));
