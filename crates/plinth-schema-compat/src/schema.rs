@@ -6,6 +6,7 @@
 //! and `number` are both [`Kind::Number`]. Nodes live in one [`Arena`] for both documents, so a
 //! [`NodeId`] is the identity Confluent's memoization keys on.
 
+mod keywords;
 mod load;
 mod resolve;
 

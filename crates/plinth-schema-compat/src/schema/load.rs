@@ -11,6 +11,10 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
+use super::keywords::{
+    CONDITIONAL_KEYWORDS, NUMBER_KEYWORDS, STRING_KEYWORDS, array_keywords, object_keywords,
+    type_keywords,
+};
 use super::resolve::{Documents, Draft, escape_token};
 use super::{
     Additional, Arena, ArraySchema, CombinedSchema, Common, Criterion, Kind, Node, NodeId,
@@ -20,91 +24,6 @@ use crate::ReferenceResolver;
 
 /// Nesting below this depth is not a schema we compare: the node becomes [`Kind::Invalid`].
 pub(super) const MAX_DEPTH: usize = 128;
-
-const STRING_KEYWORDS: &[&str] = &["minLength", "maxLength", "pattern", "format"];
-const NUMBER_KEYWORDS: &[&str] = &[
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "multipleOf",
-];
-const CONDITIONAL_KEYWORDS: &[&str] = &["if", "then", "else"];
-
-fn object_keywords(draft: Draft) -> &'static [&'static str] {
-    const DRAFT4: &[&str] = &[
-        "properties",
-        "required",
-        "minProperties",
-        "maxProperties",
-        "dependencies",
-        "patternProperties",
-        "additionalProperties",
-    ];
-    const DRAFT7: &[&str] = &[
-        "properties",
-        "required",
-        "minProperties",
-        "maxProperties",
-        "dependencies",
-        "patternProperties",
-        "additionalProperties",
-        "propertyNames",
-    ];
-    const MODERN: &[&str] = &[
-        "properties",
-        "required",
-        "minProperties",
-        "maxProperties",
-        "dependencies",
-        "patternProperties",
-        "additionalProperties",
-        "propertyNames",
-        "unevaluatedProperties",
-        "dependentRequired",
-        "dependentSchemas",
-    ];
-    match draft {
-        Draft::Draft4 => DRAFT4,
-        Draft::Draft6 | Draft::Draft7 => DRAFT7,
-        Draft::Draft201909 | Draft::Draft202012 => MODERN,
-    }
-}
-
-fn array_keywords(draft: Draft) -> &'static [&'static str] {
-    const DRAFT4: &[&str] = &[
-        "items",
-        "additionalItems",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-    ];
-    const DRAFT7: &[&str] = &[
-        "items",
-        "additionalItems",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-        "contains",
-    ];
-    const MODERN: &[&str] = &[
-        "items",
-        "additionalItems",
-        "minItems",
-        "maxItems",
-        "uniqueItems",
-        "contains",
-        "prefixItems",
-        "unevaluatedItems",
-        "minContains",
-        "maxContains",
-    ];
-    match draft {
-        Draft::Draft4 => DRAFT4,
-        Draft::Draft6 | Draft::Draft7 => DRAFT7,
-        Draft::Draft201909 | Draft::Draft202012 => MODERN,
-    }
-}
 
 /// Parses both schemas (and whatever they reference) into one arena.
 pub(crate) fn load_pair<'a>(
@@ -504,17 +423,6 @@ impl<'a> Loader<'a> {
             Some(Value::Object(_)) => Additional::Schema(self.child(doc, pointer, keyword, depth)),
             _ => Additional::Permitted,
         }
-    }
-}
-
-/// The keywords the loader for `type_name` reads, and so consumes.
-fn type_keywords(type_name: &str, draft: Draft) -> &'static [&'static str] {
-    match type_name {
-        "string" => STRING_KEYWORDS,
-        "integer" | "number" => NUMBER_KEYWORDS,
-        "object" => object_keywords(draft),
-        "array" => array_keywords(draft),
-        _ => &[],
     }
 }
 
