@@ -649,18 +649,11 @@ impl Registry {
         default_to_global: bool,
     ) -> Result<CompatibilityConfig> {
         let settings = self.load_settings().await?;
-        match subject {
-            None => Ok(settings.configs.get(&None).copied().unwrap_or_default()),
-            Some(subject) => match settings.configs.get(&Some(subject.clone())) {
-                Some(config) => Ok(*config),
-                None if default_to_global => {
-                    Ok(settings.configs.get(&None).copied().unwrap_or_default())
-                }
-                None => Err(Error::SubjectConfigNotFound {
-                    subject: subject.clone(),
-                }),
-            },
-        }
+        scoped(&settings.configs, subject, default_to_global).ok_or_else(|| {
+            Error::SubjectConfigNotFound {
+                subject: subject.cloned().unwrap_or_default(),
+            }
+        })
     }
 
     /// The configuration in force for a subject: its own, else the global one, else BACKWARD/STRICT.
@@ -694,18 +687,11 @@ impl Registry {
     /// `default_to_global`.
     pub async fn mode(&self, subject: Option<&Subject>, default_to_global: bool) -> Result<Mode> {
         let settings = self.load_settings().await?;
-        match subject {
-            None => Ok(settings.modes.get(&None).copied().unwrap_or_default()),
-            Some(subject) => match settings.modes.get(&Some(subject.clone())) {
-                Some(mode) => Ok(*mode),
-                None if default_to_global => {
-                    Ok(settings.modes.get(&None).copied().unwrap_or_default())
-                }
-                None => Err(Error::SubjectModeNotFound {
-                    subject: subject.clone(),
-                }),
-            },
-        }
+        scoped(&settings.modes, subject, default_to_global).ok_or_else(|| {
+            Error::SubjectModeNotFound {
+                subject: subject.cloned().unwrap_or_default(),
+            }
+        })
     }
 
     async fn effective_mode(&self, subject: Option<&Subject>) -> Result<Mode> {
@@ -1007,6 +993,24 @@ impl Registry {
         });
         self.cache.put_prepared(Arc::from(key), prepared.clone());
         Ok(prepared)
+    }
+}
+
+/// A setting (configuration or mode) for a subject or the registry: the subject's own, else, when
+/// `default_to_global` (always for the registry itself), the global one or the default. `None` when the
+/// subject has none of its own and the global one was not asked for.
+fn scoped<T: Copy + Default>(
+    table: &std::collections::HashMap<Option<Subject>, T>,
+    subject: Option<&Subject>,
+    default_to_global: bool,
+) -> Option<T> {
+    let global = || table.get(&None).copied().unwrap_or_default();
+    match subject {
+        None => Some(global()),
+        Some(subject) => match table.get(&Some(subject.clone())) {
+            Some(own) => Some(*own),
+            None => default_to_global.then(global),
+        },
     }
 }
 
