@@ -6,9 +6,10 @@
 //! real registry (`plinth_schema_registry::bind`) is loaded with 1,000 subjects through its REST API,
 //! then 32 concurrent HTTP/1.1 keep-alive clients on loopback drive four endpoints, each beside a server
 //! built with the same stack (`plinth_runtime::server::ServerBuilder`: same layers, same hyper) whose
-//! handler answers the registry's captured response bytes for that endpoint. Payload validation through
-//! `Registry::validate` runs beside the `jsonschema` crate validating the same documents in a plain
-//! loop. Each figure is printed with its ratio and PASS/MISS against the issue's goal, followed by
+//! handler answers the registry's captured response bytes for that endpoint; after a warmup the two
+//! take turns in short rounds, so the background load of the shared machine hits both alike. Payload
+//! validation through `Registry::validate` runs beside the `jsonschema` crate validating the same
+//! documents in a plain loop. Each figure is printed with its ratio and PASS/MISS against the issue's goal, followed by
 //! machine-readable `BENCH_RESULT` lines. A miss is reported, never asserted; only a request that fails
 //! makes the exit code non-zero. docs/benchmarks.md records the figures.
 
@@ -41,8 +42,13 @@ use tokio::task::JoinHandle;
 
 const SUBJECTS: usize = 1_000;
 const CLIENTS: usize = 32;
+/// Unrecorded load per server and case, so connections, caches and the allocator settle.
 const WARMUP: Duration = Duration::from_secs(3);
+/// Recorded load per server and case, split into rounds.
 const MEASURED: Duration = Duration::from_secs(5);
+/// The ceiling and the registry take turns, one round each, so a change in the background load of the
+/// shared machine hits both alike.
+const ROUNDS: u32 = 5;
 /// Registrations in flight while loading the subjects.
 const LOADERS: usize = 4;
 
@@ -478,16 +484,22 @@ async fn bench_backend(
             bail!("no capture for {}", case.label());
         };
         let requests = |addr| prepared_requests(addr, case, &subjects, &captured.rotation);
-        eprintln!("   {}: ceiling", case.label());
-        let ceiling_figures = drive(requests(ceiling.addr)?).await?;
-        eprintln!("   {}: registry", case.label());
-        let registry_figures = drive(requests(registry.addr)?).await?;
+        let mut ceiling_load = Load::new(requests(ceiling.addr)?);
+        let mut registry_load = Load::new(requests(registry.addr)?);
+        eprintln!("   {}: warmup", case.label());
+        ceiling_load.run(WARMUP, false).await?;
+        registry_load.run(WARMUP, false).await?;
+        for round in 1..=ROUNDS {
+            eprintln!("   {}: round {round} of {ROUNDS}", case.label());
+            ceiling_load.run(MEASURED / ROUNDS, true).await?;
+            registry_load.run(MEASURED / ROUNDS, true).await?;
+        }
         cases.push(CaseReport {
             case,
             body_bytes: captured.body.len(),
             rotation: captured.rotation.len(),
-            registry: registry_figures,
-            ceiling: ceiling_figures,
+            registry: registry_load.figures(),
+            ceiling: ceiling_load.figures(),
         });
     }
     ceiling.stop().await?;
@@ -767,7 +779,7 @@ fn prepared_requests(
 }
 
 /// Throughput and latency of one case against one server.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Figures {
     requests: usize,
     throughput: f64,
@@ -777,59 +789,86 @@ struct Figures {
     first_error: Option<String>,
 }
 
-/// Runs `CLIENTS` closed-loop clients over fresh keep-alive connections: `WARMUP` unrecorded, then
-/// `MEASURED` with every latency recorded. Errors are counted in both phases.
-async fn drive(requests: Arc<Vec<Prepared>>) -> anyhow::Result<Figures> {
-    let client = http_client();
-    let measure_from = Instant::now() + WARMUP;
-    let end = measure_from + MEASURED;
-    let mut tasks = tokio::task::JoinSet::new();
-    for task in 0..CLIENTS {
-        let client = client.clone();
-        let requests = requests.clone();
-        tasks.spawn(async move {
-            let mut latencies: Vec<u64> = Vec::with_capacity(1 << 16);
-            let (mut errors, mut first_error) = (0_usize, None);
-            let mut next = task * requests.len() / CLIENTS;
-            loop {
-                let started = Instant::now();
-                if started >= end {
-                    break;
-                }
-                let prepared = &requests[next % requests.len()];
-                next += 1;
-                let outcome = one_request(&client, prepared).await;
-                let elapsed = started.elapsed();
-                match outcome {
-                    Ok(()) if started >= measure_from => {
-                        latencies.push(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX));
-                    }
-                    Ok(()) => {}
-                    Err(err) => {
-                        errors += 1;
-                        first_error.get_or_insert(err);
-                    }
-                }
-            }
-            (latencies, errors, first_error)
-        });
-    }
-    let mut figures = Figures::default();
-    let mut latencies = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (task_latencies, errors, first_error) = joined.context("a client task panicked")?;
-        latencies.extend(task_latencies);
-        figures.errors += errors;
-        if figures.first_error.is_none() {
-            figures.first_error = first_error;
+/// One server under load in one case: a keep-alive connection pool, the prepared requests, and what
+/// the recorded runs saw.
+struct Load {
+    client: HttpClient,
+    requests: Arc<Vec<Prepared>>,
+    latencies: Vec<u64>,
+    recorded: Duration,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+impl Load {
+    fn new(requests: Arc<Vec<Prepared>>) -> Self {
+        Self {
+            client: http_client(),
+            requests,
+            latencies: Vec::new(),
+            recorded: Duration::ZERO,
+            errors: 0,
+            first_error: None,
         }
     }
-    latencies.sort_unstable();
-    figures.requests = latencies.len();
-    figures.throughput = latencies.len() as f64 / MEASURED.as_secs_f64();
-    figures.p50 = percentile(&latencies, 0.50);
-    figures.p99 = percentile(&latencies, 0.99);
-    Ok(figures)
+
+    /// Runs `CLIENTS` closed-loop clients for `duration`, recording every latency when `record`.
+    /// Errors are counted either way.
+    async fn run(&mut self, duration: Duration, record: bool) -> anyhow::Result<()> {
+        let end = Instant::now() + duration;
+        let mut tasks = tokio::task::JoinSet::new();
+        for task in 0..CLIENTS {
+            let client = self.client.clone();
+            let requests = self.requests.clone();
+            tasks.spawn(async move {
+                let mut latencies: Vec<u64> = Vec::with_capacity(1 << 14);
+                let (mut errors, mut first_error) = (0_usize, None);
+                let mut next = task * requests.len() / CLIENTS;
+                loop {
+                    let started = Instant::now();
+                    if started >= end {
+                        break;
+                    }
+                    let prepared = &requests[next % requests.len()];
+                    next += 1;
+                    match one_request(&client, prepared).await {
+                        Ok(()) if record => latencies
+                            .push(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX)),
+                        Ok(()) => {}
+                        Err(err) => {
+                            errors += 1;
+                            first_error.get_or_insert(err);
+                        }
+                    }
+                }
+                (latencies, errors, first_error)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let (latencies, errors, first_error) = joined.context("a client task panicked")?;
+            self.latencies.extend(latencies);
+            self.errors += errors;
+            if self.first_error.is_none() {
+                self.first_error = first_error;
+            }
+        }
+        if record {
+            self.recorded += duration;
+        }
+        Ok(())
+    }
+
+    fn figures(mut self) -> Figures {
+        self.latencies.sort_unstable();
+        Figures {
+            requests: self.latencies.len(),
+            throughput: self.latencies.len() as f64 / self.recorded.as_secs_f64(),
+            p50: percentile(&self.latencies, 0.50),
+            p99: percentile(&self.latencies, 0.99),
+            errors: self.errors,
+            first_error: self.first_error,
+        }
+    }
 }
 
 async fn one_request(client: &HttpClient, prepared: &Prepared) -> Result<(), String> {
@@ -1085,7 +1124,7 @@ impl BackendReport {
     fn print_table(&self, python: &Result<f64, String>) {
         println!(
             "Schema registry vs ceiling on {}: {SUBJECTS} subjects (loaded in {:.1} s), {CLIENTS} clients, \
-             HTTP/1.1 keep-alive on loopback, {} s warmup + {} s measured per case, {} cores, load average before the cases {}",
+             HTTP/1.1 keep-alive on loopback, per case and server {} s warmup + {} s measured in {ROUNDS} alternating rounds, {} cores, load average before the cases {}",
             self.backend.title(),
             self.load_seconds,
             WARMUP.as_secs(),
