@@ -2,6 +2,9 @@
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: plinth_runtime::allocator::Allocator = plinth_runtime::allocator::Allocator;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = plinth_cli::commands::Cli::parse();

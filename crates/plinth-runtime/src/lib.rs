@@ -11,6 +11,7 @@
 //! storage access (SQL, Kafka, object stores), generated protobuf code (that is `plinth-proto`), and
 //! CLI presentation. This crate sits at the bottom of the workspace and depends on no service crate.
 
+pub mod allocator;
 pub mod auth;
 pub mod client;
 pub mod config;

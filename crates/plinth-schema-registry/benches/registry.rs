@@ -13,6 +13,10 @@
 //! machine-readable `BENCH_RESULT` lines. A miss is reported, never asserted; only a request that fails
 //! makes the exit code non-zero. docs/benchmarks.md records the figures.
 
+// The same allocator as the shipped binaries, so the bench measures what ships.
+#[global_allocator]
+static ALLOCATOR: plinth_runtime::allocator::Allocator = plinth_runtime::allocator::Allocator;
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

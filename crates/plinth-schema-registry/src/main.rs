@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+#[global_allocator]
+static ALLOCATOR: plinth_runtime::allocator::Allocator = plinth_runtime::allocator::Allocator;
+
 /// The Plinth schema registry (Confluent-compatible REST on 8081, gRPC on 7001).
 #[derive(Debug, Parser)]
 #[command(name = "plinth-schema-registry", version, about)]

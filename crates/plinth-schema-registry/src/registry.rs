@@ -101,9 +101,16 @@ pub struct StoredSchema {
     /// Referenced documents by name, transitively.
     pub resolved: ResolvedReferences,
     validator: OnceLock<std::result::Result<Arc<CompiledValidator>, InvalidSchema>>,
+    encoded: OnceLock<Arc<str>>,
 }
 
 impl StoredSchema {
+    /// An API's encoding of this schema, computed by `encode` on first use and kept: schemas never
+    /// change, and every read answers with the same bytes. One API (REST) uses it.
+    pub fn encoded_once(&self, encode: impl FnOnce(&Self) -> String) -> Arc<str> {
+        self.encoded.get_or_init(|| Arc::from(encode(self))).clone()
+    }
+
     /// The compiled validator, built on first use and kept.
     pub fn validator(&self) -> std::result::Result<Arc<CompiledValidator>, InvalidSchema> {
         self.validator
@@ -893,6 +900,7 @@ impl Registry {
                 draft: parsed.draft,
                 resolved,
                 validator: OnceLock::new(),
+                encoded: OnceLock::new(),
             });
             self.cache.put_schema(schema.clone());
             Ok(Some(schema))
