@@ -565,3 +565,67 @@ async fn modes_guard_writes_and_import_keeps_ids() {
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn compatibility_follows_each_side_to_its_own_reference_version() {
+    for backend in BACKENDS {
+        let (registry, _db) = registry(backend).await;
+        let address_subject = subject("address");
+        let none = CompatibilityConfig {
+            level: CompatibilityLevel::None,
+            ..CompatibilityConfig::default()
+        };
+        registry
+            .set_config(Some(&address_subject), none)
+            .await
+            .unwrap();
+        let city = |kind: &str| json!({"type": "object", "properties": {"city": {"type": kind}}, "additionalProperties": false});
+        registry
+            .register(&address_subject, input(city("string")), None, None)
+            .await
+            .unwrap();
+        registry
+            .register(&address_subject, input(city("integer")), None, None)
+            .await
+            .unwrap();
+
+        let customer = |address_version: i32, extra: bool| {
+            let mut properties = json!({"home": {"$ref": "address.json"}});
+            if extra {
+                properties["nickname"] = json!({"type": "string"});
+            }
+            SchemaInput {
+                text: json!({"type": "object", "properties": properties, "additionalProperties": false}).to_string(),
+                references: vec![SchemaReference {
+                    name: "address.json".into(),
+                    subject: address_subject.clone(),
+                    version: address_version,
+                }],
+                ..SchemaInput::default()
+            }
+        };
+        let customer_subject = subject("customer");
+        registry
+            .register(&customer_subject, customer(1, false), None, None)
+            .await
+            .unwrap();
+
+        // Same name, another version whose `city` changed type: incompatible through the reference.
+        let messages = registry
+            .check_compatibility(&customer_subject, customer(2, false), None)
+            .await
+            .unwrap();
+        assert!(
+            messages
+                .iter()
+                .any(|message| message.contains("#/properties/home/properties/city")),
+            "{messages:?}"
+        );
+        // The same reference version and a new optional property in a closed model: compatible.
+        let messages = registry
+            .check_compatibility(&customer_subject, customer(1, true), None)
+            .await
+            .unwrap();
+        assert!(messages.is_empty(), "{messages:?}");
+    }
+}
