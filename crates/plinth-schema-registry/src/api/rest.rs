@@ -405,14 +405,21 @@ async fn get_version(
     Path((subject, version)): Path<(String, String)>,
     Query(params): Params,
 ) -> RestResult {
-    let view = registry
-        .version(
-            &Subject::new(subject),
-            VersionSpec::parse(&version)?,
-            flag(&params, "deleted"),
-        )
-        .await?;
+    let view = requested_version(&registry, subject, &version, &params).await?;
     ok_body(version_body(&view))
+}
+
+/// The version a `/subjects/{subject}/versions/{version}` path names, with `?deleted=`.
+async fn requested_version(
+    registry: &Registry,
+    subject: String,
+    version: &str,
+    params: &HashMap<String, String>,
+) -> Result<VersionView, RestError> {
+    let spec = VersionSpec::parse(version)?;
+    Ok(registry
+        .version(&Subject::new(subject), spec, flag(params, "deleted"))
+        .await?)
 }
 
 async fn get_version_schema(
@@ -420,13 +427,7 @@ async fn get_version_schema(
     Path((subject, version)): Path<(String, String)>,
     Query(params): Params,
 ) -> RestResult {
-    let view = registry
-        .version(
-            &Subject::new(subject),
-            VersionSpec::parse(&version)?,
-            flag(&params, "deleted"),
-        )
-        .await?;
+    let view = requested_version(&registry, subject, &version, &params).await?;
     Ok((
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
         view.schema.text.clone(),
