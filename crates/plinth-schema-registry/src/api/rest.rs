@@ -54,6 +54,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
             "/subjects/{subject}/versions/{version}/validate",
             post(validate_by_version),
         )
+        .route("/schemas", get(list_schemas))
         .route("/schemas/types", get(schema_types))
         .route("/schemas/ids/{id}", get(get_schema))
         .route("/schemas/ids/{id}/schema", get(get_schema_text))
@@ -325,12 +326,71 @@ async fn list_subjects(State(registry): Shared, Query(params): Params) -> RestRe
         .map(String::as_str)
         .unwrap_or_default();
     let subjects = registry.subjects(prefix, filter(&params)).await?;
+    let page = paginate(subjects, &params)?;
     ok(Value::Array(
-        subjects
-            .into_iter()
+        page.into_iter()
             .map(|subject| Value::String(subject.value))
             .collect(),
     ))
+}
+
+/// Confluent's `offset` and `limit` query parameters (`limit` -1 or absent: no limit).
+fn paginate<T>(items: Vec<T>, params: &HashMap<String, String>) -> Result<Vec<T>, RestError> {
+    let number = |name: &str| -> Result<Option<i64>, RestError> {
+        params
+            .get(name)
+            .map(|value| {
+                value.trim().parse::<i64>().map_err(|_| {
+                    Error::InvalidRequest {
+                        field: name.to_owned(),
+                        reason: format!("`{value}` is not an integer"),
+                    }
+                    .into()
+                })
+            })
+            .transpose()
+    };
+    let offset = usize::try_from(number("offset")?.unwrap_or(0).max(0)).unwrap_or(usize::MAX);
+    let limit = match number("limit")? {
+        Some(limit) if limit >= 0 => usize::try_from(limit).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    Ok(items.into_iter().skip(offset).take(limit).collect())
+}
+
+/// `GET /schemas`: every version of every subject (or the latest only), as Confluent lists them.
+async fn list_schemas(State(registry): Shared, Query(params): Params) -> RestResult {
+    let prefix = params
+        .get("subjectPrefix")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let deleted = flag(&params, "deleted");
+    let latest_only = flag(&params, "latestOnly");
+    let filter = DeletedFilter {
+        deleted,
+        deleted_only: false,
+    };
+    let mut views = Vec::new();
+    for subject in registry.subjects(prefix, filter).await? {
+        if latest_only {
+            views.push(
+                registry
+                    .version(&subject, VersionSpec::Latest, deleted)
+                    .await?,
+            );
+            continue;
+        }
+        for version in registry.versions(&subject, filter).await? {
+            views.push(
+                registry
+                    .version(&subject, VersionSpec::Number(version), deleted)
+                    .await?,
+            );
+        }
+    }
+    let page = paginate(views, &params)?;
+    let bodies: Vec<String> = page.iter().map(version_body).collect();
+    ok_body(format!("[{}]", bodies.join(",")))
 }
 
 async fn lookup(
@@ -364,7 +424,7 @@ async fn list_versions(
     Query(params): Params,
 ) -> RestResult {
     let subject = Subject::new(subject);
-    let versions = registry.versions(&subject, filter(&params)).await?;
+    let versions = paginate(registry.versions(&subject, filter(&params)).await?, &params)?;
     if !flag(&params, "deletedAsNegative") {
         return ok(json!(versions));
     }

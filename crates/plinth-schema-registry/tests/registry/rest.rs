@@ -370,3 +370,74 @@ async fn payload_validation_reports_per_document_errors() {
         .await;
     assert_eq!(by_id["results"], body["results"]);
 }
+
+#[tokio::test]
+async fn listings_page_and_list_every_schema() {
+    let (client, _db) = client().await;
+    for name in ["a-value", "b-value", "c-value"] {
+        let schema = json!({"type": "object", "title": name});
+        client
+            .call(
+                "POST",
+                &format!("/subjects/{name}/versions"),
+                Some(schema_body(schema)),
+            )
+            .await;
+    }
+    let none = json!({"compatibility": "NONE"});
+    client.call("PUT", "/config/a-value", Some(none)).await;
+    client
+        .call(
+            "POST",
+            "/subjects/a-value/versions",
+            Some(schema_body(json!({"type": "array"}))),
+        )
+        .await;
+
+    let (_, body) = client.call("GET", "/subjects?offset=1&limit=1", None).await;
+    assert_eq!(body, json!(["b-value"]));
+    let (_, body) = client
+        .call("GET", "/subjects?limit=-1&subjectPrefix=a", None)
+        .await;
+    assert_eq!(body, json!(["a-value"]));
+    let (_, body) = client
+        .call("GET", "/subjects/a-value/versions?offset=1", None)
+        .await;
+    assert_eq!(body, json!([2]));
+    let (status, body) = client.call("GET", "/subjects?limit=many", None).await;
+    assert_eq!(
+        (status, body["error_code"].as_i64()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some(42201))
+    );
+
+    let (_, body) = client.call("GET", "/schemas", None).await;
+    let listed: Vec<(String, i64)> = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["subject"].as_str().unwrap().to_owned(),
+                entry["version"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("a-value".into(), 1),
+            ("a-value".into(), 2),
+            ("b-value".into(), 1),
+            ("c-value".into(), 1)
+        ]
+    );
+    let (_, body) = client
+        .call("GET", "/schemas?latestOnly=true&subjectPrefix=a", None)
+        .await;
+    assert_eq!(body.as_array().unwrap().len(), 1);
+    assert_eq!(body[0]["version"], 2);
+    assert_eq!(
+        serde_json::from_str::<Value>(body[0]["schema"].as_str().unwrap()).unwrap(),
+        json!({"type": "array"})
+    );
+}
