@@ -46,6 +46,9 @@ try:
 except SchemaRegistryError as err:
     errors["missing_version"] = [err.http_status_code, err.error_code]
 versions = client.get_versions("orders-value")
+looked_up = client.lookup_schema("orders-value", Schema(schema_str, "JSON"))
+subjects = client.get_subjects()
+by_id = client.get_schema(looked_up.schema_id)
 deleted = client.delete_subject("orders-value")
 print(json.dumps({
     "magic": payload[0], "id": int.from_bytes(payload[1:5], "big"), "body": payload[5:].decode(),
@@ -54,6 +57,8 @@ print(json.dumps({
     "latest": {"id": latest.schema_id, "version": latest.version, "subject": latest.subject,
                "schema_type": latest.schema.schema_type},
     "compatible": compatible, "level": level, "errors": errors, "versions": versions, "deleted": deleted,
+    "looked_up": [looked_up.schema_id, looked_up.version], "subjects": subjects,
+    "by_id_type": by_id.schema_type, "by_id_equal": json.loads(by_id.schema_str) == json.loads(schema_str),
 }))
 "#;
 
@@ -95,6 +100,10 @@ async fn confluent_kafka_client_round_trips_records_through_plinth() {
     assert_eq!(result["errors"]["missing_version"], json!([404, 40402]));
     assert_eq!(result["versions"], json!([1]));
     assert_eq!(result["deleted"], json!([1]));
+    assert_eq!(result["looked_up"], json!([1, 1]));
+    assert_eq!(result["subjects"], json!(["orders-value"]));
+    assert_eq!(result["by_id_type"], "JSON");
+    assert_eq!(result["by_id_equal"], true);
 }
 
 fn schema(text: Value) -> Option<pb::Schema> {
