@@ -364,3 +364,281 @@ async fn huge_bodies_and_schemas_are_refused_with_a_limit_error() {
         .unwrap();
     assert_eq!(ok.status(), 200);
 }
+
+#[tokio::test]
+async fn every_grpc_operation_round_trips() {
+    let registry = RegistryServer::start().await;
+    let channel = plinth_runtime::client::connect(
+        &registry.grpc_url().parse().unwrap(),
+        None,
+        None,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
+    let mut client = SchemaRegistryServiceClient::new(channel);
+    let subject = Some(Subject::new("cycle-value"));
+    let v1 = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "additionalProperties": false});
+    let v2 = json!({"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}, "additionalProperties": false});
+
+    let registered = client
+        .register_schema(pb::RegisterSchemaRequest {
+            subject: subject.clone(),
+            schema: schema(v1.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .registered
+        .unwrap();
+    assert_eq!((registered.version, registered.id.unwrap().value), (1, 1));
+    let found = client
+        .lookup_schema(pb::LookupSchemaRequest {
+            subject: subject.clone(),
+            schema: schema(v1),
+            deleted: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .found
+        .unwrap();
+    assert_eq!(found.version, 1);
+    let check = client
+        .check_compatibility(pb::CheckCompatibilityRequest {
+            subject: subject.clone(),
+            schema: schema(v2.clone()),
+            version: None,
+            verbose: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(check.is_compatible, "{:?}", check.messages);
+    client
+        .register_schema(pb::RegisterSchemaRequest {
+            subject: subject.clone(),
+            schema: schema(v2),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let latest = client
+        .get_subject_version(pb::GetSubjectVersionRequest {
+            subject: subject.clone(),
+            version: -1,
+            deleted: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .version
+        .unwrap();
+    assert_eq!((latest.version, latest.id.unwrap().value), (2, 2));
+    let fetched = client
+        .get_schema(pb::GetSchemaRequest { id: latest.id })
+        .await
+        .unwrap()
+        .into_inner()
+        .schema
+        .unwrap();
+    assert_eq!(fetched.schema_type(), pb::SchemaType::Json);
+    let usages = client
+        .get_schema_usages(pb::GetSchemaUsagesRequest {
+            id: latest.id,
+            deleted: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        usages.usages,
+        vec![pb::SubjectVersionRef {
+            subject: subject.clone(),
+            version: 2
+        }]
+    );
+    let versions = client
+        .list_versions(pb::ListVersionsRequest {
+            subject: subject.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(versions.versions, vec![1, 2]);
+    let referenced = client
+        .get_referenced_by(pb::GetReferencedByRequest {
+            subject: subject.clone(),
+            version: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(referenced.ids.is_empty());
+
+    // Configuration and modes.
+    let full = pb::Config {
+        compatibility_level: pb::CompatibilityLevel::FullTransitive.into(),
+        compatibility_policy: pb::CompatibilityPolicy::Lenient.into(),
+    };
+    let set = client
+        .set_config(pb::SetConfigRequest {
+            subject: subject.clone(),
+            config: Some(full),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(set.config, Some(full));
+    let got = client
+        .get_config(pb::GetConfigRequest {
+            subject: subject.clone(),
+            default_to_global: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.config, Some(full));
+    client
+        .delete_config(pb::DeleteConfigRequest {
+            subject: subject.clone(),
+        })
+        .await
+        .unwrap();
+    let status = client
+        .get_config(pb::GetConfigRequest {
+            subject: subject.clone(),
+            default_to_global: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    let global = client
+        .get_config(pb::GetConfigRequest {
+            subject: None,
+            default_to_global: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        global.config.unwrap().compatibility_level(),
+        pb::CompatibilityLevel::Backward
+    );
+    client
+        .set_mode(pb::SetModeRequest {
+            subject: subject.clone(),
+            mode: pb::Mode::Readonly.into(),
+            force: false,
+        })
+        .await
+        .unwrap();
+    let mode = client
+        .get_mode(pb::GetModeRequest {
+            subject: subject.clone(),
+            default_to_global: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(mode.mode(), pb::Mode::Readonly);
+    let status = client
+        .delete_subject(pb::DeleteSubjectRequest {
+            subject: subject.clone(),
+            permanent: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    let status = client
+        .set_mode(pb::SetModeRequest {
+            subject: subject.clone(),
+            mode: 0,
+            force: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(ApiError::from_status(&status).reason, "INVALID_MODE");
+    client
+        .delete_mode(pb::DeleteModeRequest {
+            subject: subject.clone(),
+        })
+        .await
+        .unwrap();
+
+    // Validation by subject version and by id.
+    let target = pb::validate_payloads_request::Target::SubjectVersion(pb::SubjectVersionRef {
+        subject: subject.clone(),
+        version: 0,
+    });
+    let validated = client
+        .validate_payloads(pb::ValidatePayloadsRequest {
+            target: Some(target),
+            documents: vec![r#"{"n": 1}"#.into(), r#"{"n": "x", "z": 1}"#.into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(validated.id.unwrap().value, 2);
+    assert!(validated.results[0].valid);
+    assert!(!validated.results[1].valid);
+    assert!(
+        validated.results[1]
+            .errors
+            .iter()
+            .any(|err| err.instance_path == "/n"),
+        "{:?}",
+        validated.results[1]
+    );
+    let by_id = pb::validate_payloads_request::Target::Id(plinth_proto::ids::SchemaId::new(1));
+    let validated = client
+        .validate_payloads(pb::ValidatePayloadsRequest {
+            target: Some(by_id),
+            documents: vec![r#"{"n": 1}"#.into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(validated.results[0].valid);
+
+    // Deletes.
+    let deleted = client
+        .delete_subject_version(pb::DeleteSubjectVersionRequest {
+            subject: subject.clone(),
+            version: 1,
+            permanent: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.version, 1);
+    let deleted = client
+        .delete_subject(pb::DeleteSubjectRequest {
+            subject: subject.clone(),
+            permanent: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.versions, vec![2]);
+    let deleted = client
+        .delete_subject(pb::DeleteSubjectRequest {
+            subject: subject.clone(),
+            permanent: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.versions, vec![1, 2]);
+    let listed = client
+        .list_subjects(pb::ListSubjectsRequest {
+            deleted: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.subjects.is_empty());
+}
