@@ -17,8 +17,18 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+async fn main() -> std::process::ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            // The error names the key, value or endpoint and what to do; a backtrace adds nothing.
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     let config = plinth_schema_registry::Config::load(args.config.as_deref())?;
     let _telemetry =
         plinth_runtime::telemetry::init(plinth_schema_registry::SERVICE_NAME, &config.telemetry)?;

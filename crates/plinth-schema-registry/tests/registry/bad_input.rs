@@ -206,3 +206,19 @@ fn config_values_are_checked_at_start() {
     let err = config.validate().unwrap_err().to_string();
     assert!(err.contains("database.url"), "{err}");
 }
+
+#[test]
+fn the_binary_refuses_to_start_on_a_bad_value_and_names_it() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_plinth-schema-registry"))
+        .env("PLINTH_SERVER__GRPC__LISTEN", "abc")
+        .output()
+        .expect("binary runs");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`server.grpc.listen` = \"abc\"")
+            && stderr.contains("PLINTH_SERVER__GRPC__LISTEN"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Stack backtrace"), "{stderr}");
+}
