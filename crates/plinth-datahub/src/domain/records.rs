@@ -49,9 +49,23 @@ pub enum RecordsError {
         expected = SYSTEM_COLUMNS.join(", ")
     )]
     NotALakeSchema,
-    /// A record does not fit the lake schema.
+    /// One record does not fit the lake schema.
     #[error(
-        "a record does not fit the lake schema: {source}; records must be valid against the schema the \
+        "the record at partition {partition} offset {offset} does not fit the lake schema: {source}; \
+         records must be valid against the schema the lake schema was derived from, so check that the \
+         dataset's schema was evolved to the record's"
+    )]
+    RecordDoesNotFit {
+        /// The record's partition.
+        partition: i32,
+        /// The record's offset.
+        offset: i64,
+        /// What arrow-json reported.
+        source: ArrowError,
+    },
+    /// The records do not fit the lake schema together, though each fits alone.
+    #[error(
+        "the records do not fit the lake schema: {source}; records must be valid against the schema the \
          lake schema was derived from, so check that the dataset's schema was evolved to the record's"
     )]
     Decode {
@@ -76,7 +90,17 @@ pub fn to_record_batch(
         .iter()
         .map(|record| encode_json_text(&user_fields, &record.value))
         .collect();
-    let user_columns = decode_user_columns(user_fields, &values)?;
+    let user_columns = match decode_user_columns(user_fields.clone(), &values) {
+        Ok(columns) => columns,
+        Err(source) => {
+            return Err(first_record_that_does_not_fit(
+                &user_fields,
+                records,
+                &values,
+                source,
+            ));
+        }
+    };
 
     let mut columns = user_columns;
     columns.push(Arc::new(Int32Array::from_iter_values(
@@ -116,14 +140,31 @@ fn user_field_count(schema: &Schema) -> Result<usize, RecordsError> {
     }
 }
 
-fn decode_user_columns(
-    user_fields: Fields,
+/// Decodes records one by one to name the first that fails; arrow-json's error does not say which.
+fn first_record_that_does_not_fit(
+    user_fields: &Fields,
+    records: &[LakeRecord],
     values: &[Value],
-) -> Result<Vec<ArrayRef>, RecordsError> {
+    batch_error: ArrowError,
+) -> RecordsError {
+    for (record, value) in records.iter().zip(values) {
+        if let Err(source) = decode_user_columns(user_fields.clone(), std::slice::from_ref(value)) {
+            return RecordsError::RecordDoesNotFit {
+                partition: record.kafka.partition,
+                offset: record.kafka.offset,
+                source,
+            };
+        }
+    }
+    RecordsError::Decode {
+        source: batch_error,
+    }
+}
+
+fn decode_user_columns(user_fields: Fields, values: &[Value]) -> Result<Vec<ArrayRef>, ArrowError> {
     if user_fields.is_empty() {
         return Ok(Vec::new());
     }
-    let decode_error = |source| RecordsError::Decode { source };
     // arrow-json resolves a named time zone only with the chrono-tz feature (a compiled tz database), so
     // timestamps are decoded without a zone, which arrow-json reads as UTC instants (offsets applied),
     // and then labelled "UTC" without touching the values.
@@ -131,10 +172,9 @@ fn decode_user_columns(
     let decode_schema = Arc::new(Schema::new(decode_fields));
     let mut decoder = ReaderBuilder::new(Arc::clone(&decode_schema))
         .with_batch_size(values.len().max(1))
-        .build_decoder()
-        .map_err(decode_error)?;
-    decoder.serialize(values).map_err(decode_error)?;
-    let decoded = match decoder.flush().map_err(decode_error)? {
+        .build_decoder()?;
+    decoder.serialize(values)?;
+    let decoded = match decoder.flush()? {
         Some(batch) => batch,
         None => RecordBatch::new_empty(decode_schema),
     };
@@ -142,10 +182,7 @@ fn decode_user_columns(
         .columns()
         .iter()
         .zip(user_fields.iter())
-        .map(|(column, field)| {
-            let data = relabel(column.to_data(), field.data_type()).map_err(decode_error)?;
-            Ok(make_array(data))
-        })
+        .map(|(column, field)| Ok(make_array(relabel(column.to_data(), field.data_type())?)))
         .collect()
 }
 

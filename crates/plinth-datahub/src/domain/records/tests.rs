@@ -363,12 +363,28 @@ fn numbers_and_nested_lists_decode() {
 #[test]
 fn a_record_missing_a_required_field_is_refused() {
     let schema = lake_schema(&order_schema());
+    let valid = json!({ "id": 1, "placed_at": "2024-01-01T00:00:00Z" });
     let error = to_record_batch(
         &schema,
-        &[record(json!({ "placed_at": "2024-01-01T00:00:00Z" }), 0)],
+        &[
+            record(valid.clone(), 0),
+            record(json!({ "placed_at": "2024-01-01T00:00:00Z" }), 1),
+            record(valid, 2),
+        ],
     )
     .unwrap_err();
-    assert!(matches!(error, RecordsError::Decode { .. }), "{error}");
+    // arrow-json does not say which record failed; the error names it by partition and offset.
+    assert!(
+        matches!(
+            error,
+            RecordsError::RecordDoesNotFit {
+                partition: 3,
+                offset: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
 }
 
 #[test]
