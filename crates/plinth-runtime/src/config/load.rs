@@ -30,7 +30,8 @@ where
 /// 2. the TOML `file`, if any, merged over it (tables merge key by key);
 /// 3. every `PLINTH_<KEY>__<SUBKEY>=value` in `env`: a double underscore nests, a single one stays
 ///    part of the key, keys are lowercased (`PLINTH_DATABASE__MAX_CONNECTIONS=20` sets
-///    `database.max_connections`). A value is read as a TOML integer, float, boolean or `[...]` array
+///    `database.max_connections`). A `PLINTH_*` variable without `__` that names no top-level key
+///    (`PLINTH_TOKEN`, `PLINTH_TOOLS_DIR`) is another tool's and is skipped. A value is read as a TOML integer, float, boolean or `[...]` array
 ///    when it parses as one and the key accepts it, and as a string otherwise.
 ///
 /// Errors name the key path, the offending value, where it came from and what is expected.
@@ -100,7 +101,9 @@ impl Layers {
         let mut vars: Vec<(String, String)> = env
             .into_iter()
             .filter(|(name, _)| {
-                name.starts_with(prefix) && !RESERVED_ENV_VARS.contains(&name.as_str())
+                name.starts_with(prefix)
+                    && !RESERVED_ENV_VARS.contains(&name.as_str())
+                    && self.is_config_var(&name[prefix.len()..])
             })
             .collect();
         // Sorted so that `PLINTH_GRPC` is applied before `PLINTH_GRPC__LISTEN`, whatever the order
@@ -135,6 +138,14 @@ impl Layers {
             self.origins.insert(key, ConfigOrigin::Env(name));
         }
         Ok(())
+    }
+
+    /// Whether a `PLINTH_*` variable (without the prefix) is meant as configuration: it nests
+    /// (`DATABASE__URL`) or names a top-level key. Other `PLINTH_*` variables belong to other tools
+    /// of the platform (the CLI's `PLINTH_TOKEN`, the build's `PLINTH_TOOLS_DIR`) and are skipped, so
+    /// a shell that sets them can still start a service; a misspelled nested key is still refused.
+    fn is_config_var(&self, rest: &str) -> bool {
+        rest.contains("__") || self.root.contains_key(&rest.to_ascii_lowercase())
     }
 
     fn deserialize<T: DeserializeOwned>(mut self) -> Result<T, ConfigError> {

@@ -373,3 +373,21 @@ fn another_prefix_reads_only_its_own_variables() {
     .unwrap();
     assert_eq!(config.name, "scoped");
 }
+
+#[test]
+fn other_tools_plinth_variables_are_not_configuration() {
+    // The CLI's and the build's variables share the prefix; a service must still start beside them.
+    let loaded = load_test(
+        None,
+        &[
+            ("PLINTH_TOKEN", "secret"),
+            ("PLINTH_TOOLS_DIR", "/tmp/tools"),
+        ],
+    )
+    .unwrap();
+    let defaults = load_test(None, &[]).unwrap();
+    assert_eq!(format!("{loaded:?}"), format!("{defaults:?}"));
+    // A nested key is always configuration: a misspelled section is refused, not skipped.
+    let message = error_of(None, &[("PLINTH_DATABSE__URL", "sqlite::memory:")]);
+    assert!(message.contains("unknown key `databse`"), "{message}");
+}
