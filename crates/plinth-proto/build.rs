@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .extern_path(".plinth.common.v1.SchemaId", "crate::ids::SchemaId")
         .extern_path(".plinth.common.v1.Subject", "crate::ids::Subject")
+        .extern_path(".plinth.common.v1.TopicName", "crate::ids::TopicName")
+        .extern_path(".plinth.common.v1.DatasetName", "crate::ids::DatasetName")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -70,3 +70,83 @@ impl From<String> for Subject {
         Self::new(value)
     }
 }
+
+/// A Kafka topic name, such as `orders`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Message)]
+pub struct TopicName {
+    /// The topic name.
+    #[prost(string, tag = "1")]
+    pub value: String,
+}
+
+impl TopicName {
+    /// Wraps a topic name. Validation of the name is the data hub's job.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self {
+            value: value.into(),
+        }
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.value)
+    }
+}
+
+impl From<&str> for TopicName {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<String> for TopicName {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}
+
+/// The name of a dataset in the data lake, such as `orders`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Message)]
+pub struct DatasetName {
+    /// The dataset name.
+    #[prost(string, tag = "1")]
+    pub value: String,
+}
+
+impl DatasetName {
+    /// Wraps a dataset name. Validation of the name is the data hub's job.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self {
+            value: value.into(),
+        }
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.value
+    }
+}
+
+impl fmt::Display for DatasetName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.value)
+    }
+}
+
+impl From<&str> for DatasetName {
+    fn from(value: &str) -> Self {
+        Self::new(value)
+    }
+}
+
+impl From<String> for DatasetName {
+    fn from(value: String) -> Self {
+        Self::new(value)
+    }
+}

@@ -15,7 +15,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 pub mod common {
     /// Version 1.
     pub mod v1 {
-        pub use crate::ids::{SchemaId, Subject};
+        pub use crate::ids::{DatasetName, SchemaId, Subject, TopicName};
     }
 }
 
@@ -25,5 +25,14 @@ pub mod schemaregistry {
     #[allow(missing_docs, clippy::all, unreachable_pub, reason = "generated code")]
     pub mod v1 {
         include!(concat!(env!("OUT_DIR"), "/plinth.schemaregistry.v1.rs"));
+    }
+}
+
+/// The data hub gateway contract (`plinth.datahub.v1`).
+pub mod datahub {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, unreachable_pub, reason = "generated code")]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plinth.datahub.v1.rs"));
     }
 }
