@@ -642,3 +642,51 @@ async fn every_grpc_operation_round_trips() {
         .into_inner();
     assert!(listed.subjects.is_empty());
 }
+
+#[tokio::test]
+async fn reflection_lists_the_registry_and_nothing_it_does_not_serve() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let registry = RegistryServer::start().await;
+    let channel = tonic::transport::Channel::from_shared(registry.grpc_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::once(request))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        answers.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a list of services");
+    };
+    let names: Vec<String> = list
+        .service
+        .into_iter()
+        .map(|service| service.name)
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|name| name == "plinth.schemaregistry.v1.SchemaRegistryService"),
+        "{names:?}"
+    );
+    assert!(
+        names.iter().any(|name| name == "grpc.health.v1.Health"),
+        "{names:?}"
+    );
+    assert!(
+        !names.iter().any(|name| name.starts_with("plinth.datahub.")),
+        "{names:?}"
+    );
+}

@@ -145,7 +145,7 @@ impl ServerBuilder {
             service_name,
             config,
             grpc_routes,
-            grpc_service_names: _,
+            grpc_service_names,
             http_router,
             access_policy,
             descriptor_sets,
@@ -169,7 +169,13 @@ impl ServerBuilder {
         let _ = crate::telemetry::metrics_handle();
         health.publish().await;
 
-        let grpc_router = grpc_router(grpc_routes, &health, &descriptor_sets, &config)?;
+        let grpc_router = grpc_router(
+            grpc_routes,
+            &grpc_service_names,
+            &health,
+            &descriptor_sets,
+            &config,
+        )?;
         let http_router = http_router
             .merge(probes::router(health.clone()))
             .layer(DefaultBodyLimit::max(config.max_request_body_bytes));
@@ -325,6 +331,7 @@ pub(crate) fn is_grpc_request(headers: &HeaderMap) -> bool {
 
 fn grpc_router(
     routes: RoutesBuilder,
+    service_names: &[&'static str],
     health: &HealthHandle,
     descriptor_sets: &[&'static [u8]],
     config: &ServerConfig,
@@ -333,6 +340,16 @@ fn grpc_router(
         let mut builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(plinth_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        // List only what this server serves: the descriptor set holds every Plinth package, and a
+        // registry must not advertise the data hub's service.
+        let served = service_names.iter().copied().chain([
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]);
+        for name in served {
+            builder = builder.with_service_name(name);
+        }
         for set in descriptor_sets {
             builder = builder.register_encoded_file_descriptor_set(set);
         }
