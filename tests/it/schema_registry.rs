@@ -3,7 +3,6 @@
 
 use plinth_proto::ids::Subject;
 use plinth_proto::schemaregistry::v1 as pb;
-use plinth_proto::schemaregistry::v1::schema_registry_service_client::SchemaRegistryServiceClient;
 use plinth_runtime::error::{ApiError, ErrorCode};
 use plinth_tests::{RegistryServer, TempDir, python};
 use serde_json::{Value, json};
@@ -117,15 +116,7 @@ fn schema(text: Value) -> Option<pb::Schema> {
 #[tokio::test]
 async fn grpc_errors_name_the_field_and_the_fix() {
     let registry = RegistryServer::start().await;
-    let channel = plinth_runtime::client::connect(
-        &registry.grpc_url().parse().unwrap(),
-        None,
-        None,
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    let mut client = SchemaRegistryServiceClient::new(channel);
+    let mut client = registry.grpc_client(None).await;
 
     let request = pb::RegisterSchemaRequest {
         subject: Some(Subject::new("typo-value")),
@@ -288,13 +279,7 @@ async fn roles_gate_reads_writes_and_admin_changes() {
     assert_eq!(http.get(url("/readyz")).send().await.unwrap().status(), 200);
 
     // gRPC: the same roles.
-    let endpoint = registry.grpc_url().parse().unwrap();
-    let timeout = std::time::Duration::from_secs(5);
-    let reader =
-        plinth_runtime::client::connect(&endpoint, None, Some("reader-token".into()), timeout)
-            .await
-            .unwrap();
-    let mut reader = SchemaRegistryServiceClient::new(reader);
+    let mut reader = registry.grpc_client(Some("reader-token")).await;
     let listed = reader
         .list_subjects(pb::ListSubjectsRequest::default())
         .await
@@ -310,10 +295,9 @@ async fn roles_gate_reads_writes_and_admin_changes() {
         reader.register_schema(request).await.unwrap_err().code(),
         tonic::Code::PermissionDenied
     );
-    let anonymous = plinth_runtime::client::connect(&endpoint, None, None, timeout)
+    let status = registry
+        .grpc_client(None)
         .await
-        .unwrap();
-    let status = SchemaRegistryServiceClient::new(anonymous)
         .list_subjects(pb::ListSubjectsRequest::default())
         .await
         .unwrap_err();
@@ -368,15 +352,7 @@ async fn huge_bodies_and_schemas_are_refused_with_a_limit_error() {
 #[tokio::test]
 async fn every_grpc_operation_round_trips() {
     let registry = RegistryServer::start().await;
-    let channel = plinth_runtime::client::connect(
-        &registry.grpc_url().parse().unwrap(),
-        None,
-        None,
-        std::time::Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
-    let mut client = SchemaRegistryServiceClient::new(channel);
+    let mut client = registry.grpc_client(None).await;
     let subject = Some(Subject::new("cycle-value"));
     let v1 = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "additionalProperties": false});
     let v2 = json!({"type": "object", "properties": {"n": {"type": "integer"}, "s": {"type": "string"}}, "additionalProperties": false});

@@ -101,6 +101,30 @@ impl RegistryServer {
     pub fn grpc_url(&self) -> String {
         format!("http://{}", self.grpc)
     }
+
+    /// A gRPC client of this registry through the runtime's channel, with an optional bearer token.
+    pub async fn grpc_client(
+        &self,
+        token: Option<&str>,
+    ) -> plinth_proto::schemaregistry::v1::schema_registry_service_client::SchemaRegistryServiceClient<
+        plinth_runtime::client::AuthChannel,
+    >{
+        let endpoint = self
+            .grpc_url()
+            .parse()
+            .unwrap_or_else(|err| panic!("registry endpoint: {err}"));
+        let channel = plinth_runtime::client::connect(
+            &endpoint,
+            None,
+            token.map(str::to_owned),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("registry connects: {err}"));
+        plinth_proto::schemaregistry::v1::schema_registry_service_client::SchemaRegistryServiceClient::new(
+            channel,
+        )
+    }
 }
 
 impl Drop for RegistryServer {
