@@ -121,42 +121,12 @@ pub async fn demo(registry_grpc: SocketAddr, registry_http: SocketAddr) -> anyho
     println!(
         "\n[demo 1/4] register a schema   (plinth schema register demo-orders-value --file v1.json)"
     );
-    let registered = crate::commands::call(
-        client
-            .register_schema(pb::RegisterSchemaRequest {
-                subject: Some(subject.clone()),
-                schema: Some(schema(v1)),
-                ..Default::default()
-            })
-            .await,
-    )?
-    .registered
-    .unwrap_or_default();
-    println!(
-        "  -> version {} with schema id {}",
-        registered.version,
-        registered.id.unwrap_or_default()
-    );
+    register(&mut client, &subject, schema(v1)).await?;
 
     println!(
         "[demo 2/4] evolve it compatibly (plinth schema register demo-orders-value --file v2.json)"
     );
-    let evolved = crate::commands::call(
-        client
-            .register_schema(pb::RegisterSchemaRequest {
-                subject: Some(subject.clone()),
-                schema: Some(schema(v2)),
-                ..Default::default()
-            })
-            .await,
-    )?
-    .registered
-    .unwrap_or_default();
-    println!(
-        "  -> version {} with schema id {}",
-        evolved.version,
-        evolved.id.unwrap_or_default()
-    );
+    register(&mut client, &subject, schema(v2)).await?;
 
     println!(
         "[demo 3/4] an incompatible change is refused (plinth schema check demo-orders-value --file bad.json)"
@@ -211,6 +181,30 @@ pub async fn demo(registry_grpc: SocketAddr, registry_http: SocketAddr) -> anyho
     }
     println!(
         "Try the Confluent REST API too: curl http://{registry_http}/subjects/demo-orders-value/versions\n"
+    );
+    Ok(())
+}
+
+/// One demo registration: register and print the version and id it got.
+async fn register(
+    client: &mut plinth_proto::schemaregistry::v1::schema_registry_service_client::SchemaRegistryServiceClient<
+        plinth_runtime::client::AuthChannel,
+    >,
+    subject: &plinth_proto::ids::Subject,
+    schema: plinth_proto::schemaregistry::v1::Schema,
+) -> anyhow::Result<()> {
+    let request = plinth_proto::schemaregistry::v1::RegisterSchemaRequest {
+        subject: Some(subject.clone()),
+        schema: Some(schema),
+        ..Default::default()
+    };
+    let registered = crate::commands::call(client.register_schema(request).await)?
+        .registered
+        .unwrap_or_default();
+    println!(
+        "  -> version {} with schema id {}",
+        registered.version,
+        registered.id.unwrap_or_default()
     );
     Ok(())
 }
