@@ -1,9 +1,33 @@
-//! `plinth-datahub` will be the data hub gateway: topics bound to registered schemas, validated produce,
-//! subscribe, and a sink that lands every topic in the data lake as Parquet. The service is not built
-//! yet. Today the crate holds the lake's pure domain rules: the Arrow schema derived from a JSON Schema
-//! ([`domain::lake_schema`]), how that schema evolves ([`domain::schema_evolution`]), JSON records with
-//! their Kafka metadata turned into Arrow batches ([`domain::records`]), Parquet encoding in memory
-//! ([`domain::lake_file`]) and the lake's file names, from which a restarted sink resumes
-//! ([`domain::lake_path`]). None of it does IO.
+//! `plinth-datahub`: the data hub gateway. Kafka is the platform's central bus; the gateway binds topics
+//! to schema registry subjects, validates every record it produces against its subject and writes it in
+//! the Confluent wire format, streams decoded records to subscribers with explicit commits, and runs lake
+//! sinks that land topics as Parquet datasets in an object store, crash-safe by file naming. Arrow Flight
+//! on the gRPC port scans and writes datasets in batches.
+//!
+//! Map: [`api`] serves `plinth.datahub.v1` over gRPC; [`topics`] owns topic bindings (SQL via [`store`])
+//! and the Kafka admin calls; [`produce`] validates and writes; [`subscribe`] runs consumer-group
+//! streams and routes commits; [`lake`] runs sinks and reads datasets, [`flight`] serves them over Arrow
+//! Flight; [`schemas`] is the cached registry client; [`kafka`] builds librdkafka clients from
+//! [`config`]; [`domain`] holds the pure rules (wire format, lake schema, file naming).
 
+pub mod api;
+pub mod config;
 pub mod domain;
+pub mod error;
+pub mod flight;
+pub mod kafka;
+pub mod lake;
+pub mod local_broker;
+pub mod produce;
+pub mod schemas;
+pub mod store;
+pub mod subscribe;
+pub mod topics;
+
+mod service;
+
+pub use crate::config::Config;
+// pub use crate::service::{BoundDataHub, StartError, bind, run};
+
+/// The service name used in logs, metrics and traces.
+pub const SERVICE_NAME: &str = "datahub";

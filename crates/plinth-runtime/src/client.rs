@@ -68,6 +68,33 @@ pub async fn connect(
     token: Option<String>,
     timeout: Duration,
 ) -> Result<AuthChannel, ClientError> {
+    let (builder, interceptor) = endpoint_builder(endpoint, tls, token, timeout)?;
+    let channel = builder
+        .connect()
+        .await
+        .map_err(|err| unreachable(endpoint, &err, timeout))?;
+    Ok(InterceptedService::new(channel, interceptor))
+}
+
+/// Like [`connect`], but connects on first use and reconnects after a failure, for services whose peers
+/// may start after them. Only the endpoint, TLS files and token are checked here.
+pub fn connect_lazy(
+    endpoint: &Url,
+    tls: Option<&ClientTls>,
+    token: Option<String>,
+    timeout: Duration,
+) -> Result<AuthChannel, ClientError> {
+    let (builder, interceptor) = endpoint_builder(endpoint, tls, token, timeout)?;
+    Ok(InterceptedService::new(builder.connect_lazy(), interceptor))
+}
+
+/// The endpoint with TLS and timeouts set, and the interceptor carrying the token.
+fn endpoint_builder(
+    endpoint: &Url,
+    tls: Option<&ClientTls>,
+    token: Option<String>,
+    timeout: Duration,
+) -> Result<(Endpoint, ClientInterceptor), ClientError> {
     let invalid = |reason: &str| ClientError::InvalidEndpoint {
         endpoint: endpoint.to_string(),
         reason: reason.to_owned(),
@@ -96,11 +123,7 @@ pub async fn connect(
             .tls_config(tls_config)
             .map_err(|err| invalid(&err.to_string()))?;
     }
-    let channel = builder
-        .connect()
-        .await
-        .map_err(|err| unreachable(endpoint, &err, timeout))?;
-    Ok(InterceptedService::new(channel, interceptor))
+    Ok((builder, interceptor))
 }
 
 /// Explains a failed connection by its innermost cause.

@@ -11,6 +11,7 @@
 //! the read cache that keeps replicas coherent.
 
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,0 +1,1 @@
+//! Lake sinks and datasets (in progress).
