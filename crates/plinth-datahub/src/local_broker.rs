@@ -401,13 +401,12 @@ fn lacks_engine(output: &str) -> bool {
 
 /// Reserves a free port on `listen`'s host by binding port 0, then releases it for the broker.
 fn free_port(listen: SocketAddr) -> Result<SocketAddr, BrokerError> {
-    let listener =
-        TcpListener::bind(SocketAddr::new(listen.ip(), 0)).map_err(|source| {
-            BrokerError::NoFreePort {
-                host: listen.ip(),
-                source,
-            }
-        })?;
+    let listener = TcpListener::bind(SocketAddr::new(listen.ip(), 0)).map_err(|source| {
+        BrokerError::NoFreePort {
+            host: listen.ip(),
+            source,
+        }
+    })?;
     listener
         .local_addr()
         .map_err(|source| BrokerError::NoFreePort {
@@ -573,7 +572,10 @@ mod tests {
             .unwrap();
         let addr = broker.listen_addr();
         assert_ne!(addr.port(), 0);
-        assert_eq!(broker.bootstrap_servers(), format!("127.0.0.1:{}", addr.port()));
+        assert_eq!(
+            broker.bootstrap_servers(),
+            format!("127.0.0.1:{}", addr.port())
+        );
         assert!(accepts(addr));
         let pid = broker.pid().unwrap();
         broker.stop().await.unwrap();
@@ -592,7 +594,10 @@ mod tests {
         assert!(closes_soon(addr), "the broker still listens after drop");
         let deadline = Instant::now() + Duration::from_secs(5);
         while pid_alive(pid) {
-            assert!(Instant::now() < deadline, "the broker process {pid} outlived its drop");
+            assert!(
+                Instant::now() < deadline,
+                "the broker process {pid} outlived its drop"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -624,7 +629,10 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, BrokerError::PortInUse { .. }), "{err}");
-        assert!(err.to_string().contains(&broker.bootstrap_servers()), "{err}");
+        assert!(
+            err.to_string().contains(&broker.bootstrap_servers()),
+            "{err}"
+        );
         broker.stop().await.unwrap();
     }
 
@@ -638,7 +646,10 @@ mod tests {
         assert!(matches!(err, BrokerError::Exited { .. }), "{text}");
         assert!(text.contains("tansu"), "{text}");
         assert!(text.contains("127.0.0.1:"), "{text}");
-        assert!(text.contains("nosuchengine"), "its output is quoted: {text}");
+        assert!(
+            text.contains("nosuchengine"),
+            "its output is quoted: {text}"
+        );
     }
 
     #[tokio::test]
