@@ -1,6 +1,10 @@
 //! Subcommands and the global connection flags.
 
+pub mod consume;
+pub mod lake;
+pub mod produce;
 pub mod schema;
+pub mod topic;
 pub mod up;
 
 use std::path::PathBuf;
@@ -27,6 +31,18 @@ pub enum Command {
     Up(up::UpArgs),
     /// Register, read, check and delete schemas in the schema registry.
     Schema(Box<schema::SchemaArgs>),
+    /// Create, describe, list and delete topics bound to schema subjects (the data hub).
+    Topic(Box<topic::TopicArgs>),
+    /// Validate and write JSON records to a topic, one record value per line (the data hub).
+    ///
+    /// Example: plinth produce orders --file orders.jsonl --key-field order_id
+    Produce(Box<produce::ProduceArgs>),
+    /// Read a topic's records as JSON lines with a consumer group, committing as it goes (the data hub).
+    ///
+    /// Example: plinth consume orders --group reports --from earliest --max 10
+    Consume(Box<consume::ConsumeArgs>),
+    /// Land topics in the data lake as Parquet, list datasets and scan them (the data hub).
+    Lake(Box<lake::LakeArgs>),
 }
 
 /// Flags shared by client commands.
@@ -40,6 +56,14 @@ pub struct ConnectArgs {
         global = true
     )]
     pub registry: url::Url,
+    /// Data hub gRPC endpoint (also serves Arrow Flight).
+    #[arg(
+        long,
+        env = "PLINTH_DATAHUB_URL",
+        default_value = "http://127.0.0.1:7002",
+        global = true
+    )]
+    pub datahub: url::Url,
     /// Bearer token, when the platform has authentication on.
     #[arg(long, env = "PLINTH_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
@@ -62,7 +86,7 @@ pub struct ConnectArgs {
         requires = "client_cert"
     )]
     pub client_key: Option<PathBuf>,
-    /// Request timeout, e.g. 10s.
+    /// Request timeout, e.g. 10s; for `plinth consume` also how long it waits for a record before it stops.
     #[arg(long, default_value = "10s", value_parser = parse_duration, global = true)]
     pub timeout: Duration,
     /// Output format.
@@ -80,6 +104,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Schema(command) => schema::run(*command).await,
+        Command::Topic(command) => topic::run(*command).await,
+        Command::Produce(command) => produce::run(*command).await,
+        Command::Consume(command) => consume::run(*command).await,
+        Command::Lake(command) => lake::run(*command).await,
     }
 }
 
@@ -101,15 +129,51 @@ pub async fn channel(
     )
 }
 
+/// The data hub's gRPC client over a channel to `--datahub`.
+pub type DataHubClient = plinth_proto::datahub::v1::data_hub_service_client::DataHubServiceClient<
+    plinth_runtime::client::AuthChannel,
+>;
+
+/// Connects to the data hub named by `--datahub`.
+pub async fn datahub(args: &ConnectArgs) -> anyhow::Result<DataHubClient> {
+    let channel = channel(&args.datahub, args).await?;
+    // Records and scans can be large; the gateway bounds them itself.
+    Ok(DataHubClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024))
+}
+
+/// Formats a protobuf timestamp as RFC 3339 in UTC with milliseconds, e.g. `2026-01-02T03:04:05.678Z`.
+pub fn format_timestamp(timestamp: Option<&prost_types::Timestamp>) -> Option<String> {
+    let timestamp = timestamp?;
+    let nanos = u32::try_from(timestamp.nanos).unwrap_or(0);
+    chrono::DateTime::from_timestamp(timestamp.seconds, nanos)
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// Parses an RFC 3339 timestamp, e.g. `2026-01-02T03:04:05Z`, into a protobuf timestamp.
+pub fn parse_timestamp(text: &str) -> Result<prost_types::Timestamp, String> {
+    let time = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|err| {
+        format!("`{text}` is not an RFC 3339 timestamp ({err}); use e.g. 2026-01-02T03:04:05Z")
+    })?;
+    Ok(prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    })
+}
+
 /// Turns a gRPC answer into a value or an error that says what the service said and what to do.
 pub fn call<T>(result: Result<tonic::Response<T>, tonic::Status>) -> anyhow::Result<T> {
     match result {
         Ok(response) => Ok(response.into_inner()),
-        Err(status) => {
-            let error = plinth_runtime::error::ApiError::from_status(&status);
-            Err(anyhow::anyhow!("{error}"))
-        }
+        Err(status) => Err(status_error(&status)),
     }
+}
+
+/// What a gRPC status says, with its reason and field violations, as an error to print.
+pub fn status_error(status: &tonic::Status) -> anyhow::Error {
+    let error = plinth_runtime::error::ApiError::from_status(status);
+    anyhow::anyhow!("{error}")
 }
 
 #[cfg(test)]

@@ -1,16 +1,26 @@
 //! `plinth up`: every service built so far in one process, on embedded defaults and the default ports,
-//! with state under `--data-dir` (default `./.plinth`), until Ctrl-C.
+//! with state under `--data-dir` (default `./.plinth`), until Ctrl-C: the schema registry, a local
+//! Kafka-protocol broker (tansu, a child process) and the data hub gateway.
+
+mod datahub_demo;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use plinth_datahub::local_broker::{self, LocalBroker};
 use plinth_runtime::config::{LogFormat, TelemetryConfig};
 
 /// `plinth up` flags.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  plinth up --demo\n  plinth up --kafka-bootstrap kafka.internal:9092 --data-dir /var/lib/plinth\n\n\
+                  The local broker is the tansu binary installed by `make tools` (`deploy/scripts/tools.sh kafka`); \
+                  set PLINTH_TANSU to use another one."
+)]
 pub struct UpArgs {
     /// Where embedded state (SQLite files, the local lake) lives.
     #[arg(long, default_value = ".plinth", env = "PLINTH_DATA_DIR")]
@@ -24,6 +34,18 @@ pub struct UpArgs {
     /// Schema registry HTTP (Confluent REST) port.
     #[arg(long, default_value_t = plinth_schema_registry::config::DEFAULT_HTTP_PORT)]
     pub registry_http_port: u16,
+    /// Port of the local Kafka-protocol broker (0: any free port).
+    #[arg(long, default_value_t = 9092, conflicts_with = "kafka_bootstrap")]
+    pub kafka_port: u16,
+    /// Use this Kafka cluster (HOST:PORT[,HOST:PORT...]) instead of starting a local broker.
+    #[arg(long, env = "PLINTH_KAFKA_BOOTSTRAP")]
+    pub kafka_bootstrap: Option<String>,
+    /// Data hub gRPC port (Arrow Flight too).
+    #[arg(long, default_value_t = plinth_datahub::config::DEFAULT_GRPC_PORT)]
+    pub datahub_grpc_port: u16,
+    /// Data hub HTTP port (/metrics, /healthz, /readyz).
+    #[arg(long, default_value_t = plinth_datahub::config::DEFAULT_HTTP_PORT)]
+    pub datahub_http_port: u16,
     /// Log level (tracing filter directive).
     #[arg(long, default_value = "info", env = "PLINTH_LOG")]
     pub log_level: String,
@@ -32,11 +54,20 @@ pub struct UpArgs {
     pub demo: bool,
 }
 
+/// How long each service gets to drain on Ctrl-C.
+const GRACE_PERIOD: Duration = Duration::from_secs(5);
+
 /// Runs the platform until Ctrl-C or SIGTERM.
 pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    let data_dir = std::path::absolute(&args.data_dir).with_context(|| {
+        format!(
+            "cannot resolve the data directory {}",
             args.data_dir.display()
         )
     })?;
@@ -50,50 +81,144 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let mut registry_config = plinth_schema_registry::Config::default();
     registry_config.server.grpc.listen = SocketAddr::new(args.bind, args.registry_grpc_port);
     registry_config.server.http.listen = SocketAddr::new(args.bind, args.registry_http_port);
-    registry_config.server.shutdown_grace_period = std::time::Duration::from_secs(5);
+    registry_config.server.shutdown_grace_period = GRACE_PERIOD;
     registry_config.database.url = format!(
         "sqlite://{}?mode=rwc",
-        args.data_dir.join("schema-registry.db").display()
+        data_dir.join("schema-registry.db").display()
     );
     let registry = plinth_schema_registry::bind(&registry_config)
         .await
         .context(
             "the schema registry cannot start (is another `plinth up` running on these ports?)",
         )?;
-
     let registry_grpc = registry.grpc_addr();
     let registry_http = registry.http_addr();
-    println!("Plinth is up (state in {}):", args.data_dir.display());
+
+    // The broker is a child process: it is killed when `broker` is dropped, on every path out of here.
+    let (broker, bootstrap_servers) = match &args.kafka_bootstrap {
+        Some(bootstrap) => (None, bootstrap.clone()),
+        None => {
+            let broker = start_broker(&args, &data_dir).await?;
+            let bootstrap = broker.bootstrap_servers();
+            (Some(broker), bootstrap)
+        }
+    };
+
+    let datahub_config = datahub_config(&args, &data_dir, &bootstrap_servers, registry_grpc)?;
+    let datahub = plinth_datahub::bind(&datahub_config).await.context(
+        "the data hub cannot start (is another `plinth up` running on these ports? is Kafka reachable?)",
+    )?;
+    let datahub_grpc = datahub.grpc_addr();
+    let datahub_http = datahub.http_addr();
+
+    println!("Plinth is up (state in {}):", data_dir.display());
     println!(
         "  schema-registry  gRPC http://{registry_grpc}   REST http://{registry_http}  (Confluent API; /metrics)"
     );
+    println!(
+        "  datahub          gRPC http://{datahub_grpc}   HTTP http://{datahub_http}  (Arrow Flight on gRPC; /metrics)"
+    );
+    match &broker {
+        Some(broker) => {
+            let storage = broker.storage();
+            let note = if storage.is_persistent() {
+                "topics survive a restart"
+            } else {
+                "in memory: topics and records are lost when Plinth stops"
+            };
+            println!(
+                "  kafka            {bootstrap_servers}  (local tansu broker; {storage}: {note})"
+            );
+        }
+        None => println!("  kafka            {bootstrap_servers}  (external cluster)"),
+    }
     println!();
-    println!("Next: register a schema");
+    println!("Next: register a schema, bind a topic to it, produce and read");
     println!(
         "  echo '{{\"type\":\"object\",\"properties\":{{\"id\":{{\"type\":\"integer\"}}}}}}' > /tmp/orders.json"
     );
     println!("  plinth schema register orders-value --file /tmp/orders.json");
+    println!("  plinth topic create orders --value-subject orders-value");
+    println!("  echo '{{\"id\":1}}' | plinth produce orders");
+    println!("  plinth consume orders --group me --from earliest --max 1");
     println!("  curl http://{registry_http}/subjects");
     println!("Press Ctrl-C to stop.");
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (stop_datahub, datahub_stop) = tokio::sync::watch::channel(false);
+    let (stop_registry, registry_stop) = tokio::sync::watch::channel(false);
     let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stopped| *stopped).await;
     };
-    let registry_task = tokio::spawn(registry.serve(shutdown(stop_rx.clone())));
+    let registry_task = tokio::spawn(registry.serve(shutdown(registry_stop)));
+    let datahub_task = tokio::spawn(datahub.serve(shutdown(datahub_stop)));
 
     if args.demo {
-        crate::commands::up::demo(registry_grpc, registry_http).await?;
+        demo(registry_grpc, registry_http).await?;
+        datahub_demo::run(datahub_grpc).await?;
     }
 
     plinth_runtime::server::shutdown_signal().await;
     println!("stopping...");
-    let _ = stop_tx.send(true);
+    // The data hub first (it drains produce calls and closes its consumers while Kafka still answers),
+    // then the registry it validates against, then the broker.
+    let _ = stop_datahub.send(true);
+    datahub_task.await.context("the data hub task failed")??;
+    let _ = stop_registry.send(true);
     registry_task
         .await
         .context("the schema registry task failed")??;
+    if let Some(broker) = broker {
+        broker.stop().await?;
+    }
     println!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the local broker on `--kafka-port`, keeping topics under the data directory when the tansu
+/// build can.
+async fn start_broker(args: &UpArgs, data_dir: &Path) -> anyhow::Result<LocalBroker> {
+    let binary = local_broker::find_tansu().ok_or_else(local_broker::not_found)?;
+    let kafka_dir = data_dir.join("kafka");
+    std::fs::create_dir_all(&kafka_dir)
+        .with_context(|| format!("cannot create {}", kafka_dir.display()))?;
+    let listen = SocketAddr::new(args.bind, args.kafka_port);
+    LocalBroker::start_persistent(&binary, listen, &kafka_dir)
+        .await
+        .context(
+            "the local Kafka broker cannot start (or pass --kafka-bootstrap HOST:PORT to use a running one)",
+        )
+}
+
+/// The data hub's configuration for `plinth up`: SQLite and the lake under the data directory, the
+/// in-process registry, short file and session times so that a local run shows results quickly.
+fn datahub_config(
+    args: &UpArgs,
+    data_dir: &Path,
+    bootstrap_servers: &str,
+    registry_grpc: SocketAddr,
+) -> anyhow::Result<plinth_datahub::Config> {
+    let mut config = plinth_datahub::Config::default();
+    config.server.grpc.listen = SocketAddr::new(args.bind, args.datahub_grpc_port);
+    config.server.http.listen = SocketAddr::new(args.bind, args.datahub_http_port);
+    config.server.shutdown_grace_period = GRACE_PERIOD;
+    config.database.url = format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("datahub.db").display()
+    );
+    config.kafka.bootstrap_servers = bootstrap_servers.to_owned();
+    // A fresh consumer group waits about half the session timeout before its first record.
+    config.kafka.session_timeout = Duration::from_secs(3);
+    config.registry.url = format!("http://{registry_grpc}")
+        .parse()
+        .context("the registry address is not a URL")?;
+    let lake = data_dir.join("lake");
+    std::fs::create_dir_all(&lake).with_context(|| format!("cannot create {}", lake.display()))?;
+    config.lake.root = url::Url::from_directory_path(&lake)
+        .map_err(|()| anyhow::anyhow!("{} is not an absolute directory", lake.display()))?
+        .to_string();
+    // Land records within seconds on a laptop; production keeps the larger default.
+    config.lake.max_file_age = Duration::from_secs(5);
+    Ok(config)
 }
 
 /// The demo journey over what exists so far: register a schema, evolve it compatibly, refuse an
@@ -119,17 +244,17 @@ pub async fn demo(registry_grpc: SocketAddr, registry_http: SocketAddr) -> anyho
     let bad = serde_json::json!({"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"], "additionalProperties": false});
 
     println!(
-        "\n[demo 1/4] register a schema   (plinth schema register demo-orders-value --file v1.json)"
+        "\n[demo 1/9] register a schema   (plinth schema register demo-orders-value --file v1.json)"
     );
     register(&mut client, &subject, schema(v1)).await?;
 
     println!(
-        "[demo 2/4] evolve it compatibly (plinth schema register demo-orders-value --file v2.json)"
+        "[demo 2/9] evolve it compatibly (plinth schema register demo-orders-value --file v2.json)"
     );
     register(&mut client, &subject, schema(v2)).await?;
 
     println!(
-        "[demo 3/4] an incompatible change is refused (plinth schema check demo-orders-value --file bad.json)"
+        "[demo 3/9] an incompatible change is refused (plinth schema check demo-orders-value --file bad.json)"
     );
     let answer = crate::commands::call(
         client
@@ -148,7 +273,7 @@ pub async fn demo(registry_grpc: SocketAddr, registry_http: SocketAddr) -> anyho
     );
 
     println!(
-        "[demo 4/4] validate payloads (plinth schema validate demo-orders-value --file orders.jsonl)"
+        "[demo 4/9] validate payloads (plinth schema validate demo-orders-value --file orders.jsonl)"
     );
     let documents = vec![
         r#"{"order_id": 1, "amount": 9.5}"#.to_owned(),
