@@ -37,6 +37,7 @@ help: ## list the targets
 
 .PHONY: run
 run: ## start all of Plinth in one process on embedded defaults, with a demo (`plinth up --demo`)
+	@$(TOOLS) kafka
 	cargo run -p plinth-cli --bin plinth -- up --demo
 
 .PHONY: test
