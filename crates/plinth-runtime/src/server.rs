@@ -56,6 +56,7 @@ pub struct ServerBuilder {
     descriptor_sets: Vec<&'static [u8]>,
     health: HealthHandle,
     health_requested: bool,
+    untimed_methods: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for ServerBuilder {
@@ -81,7 +82,17 @@ impl ServerBuilder {
             descriptor_sets: Vec::new(),
             health: HealthHandle::new(),
             health_requested: false,
+            untimed_methods: Vec::new(),
         }
+    }
+
+    /// Exempts the gRPC method at `path` (`/package.Service/Method`) from `request_timeout`: for
+    /// client-streaming RPCs, whose response headers come only after the client's stream ends. The
+    /// client's own `grpc-timeout` still applies.
+    #[must_use]
+    pub fn untimed_method(mut self, path: &'static str) -> Self {
+        self.untimed_methods.push(path);
+        self
     }
 
     /// Serves a tonic service (a generated `FooServer`) on the gRPC listener and reports its health
@@ -151,6 +162,7 @@ impl ServerBuilder {
             descriptor_sets,
             health,
             health_requested,
+            untimed_methods,
         } = self;
 
         let auth = match (&config.auth.enabled, &config.auth.tokens_file) {
@@ -179,8 +191,14 @@ impl ServerBuilder {
         let http_router = http_router
             .merge(probes::router(health.clone()))
             .layer(DefaultBodyLimit::max(config.max_request_body_bytes));
-        let grpc_service = with_layers(grpc_router, service_name, &config, auth.clone());
-        let http_service = with_layers(http_router, service_name, &config, auth);
+        let grpc_service = with_layers(
+            grpc_router,
+            service_name,
+            &config,
+            auth.clone(),
+            untimed_methods.clone(),
+        );
+        let http_service = with_layers(http_router, service_name, &config, auth, untimed_methods);
 
         let grpc_listener = bind_listener("gRPC", config.grpc.listen, "grpc.listen").await?;
         let http_listener = bind_listener("HTTP", config.http.listen, "http.listen").await?;
@@ -380,6 +398,7 @@ fn with_layers(
     service_name: &'static str,
     config: &ServerConfig,
     auth: Option<AuthLayer>,
+    untimed_methods: Vec<&'static str>,
 ) -> axum::Router {
     let router = match auth {
         Some(auth) => router.layer(auth),
@@ -387,7 +406,7 @@ fn with_layers(
     };
     router
         .layer(BodyLimitLayer::new(config.max_request_body_bytes))
-        .layer(TimeoutLayer::new(config.request_timeout))
+        .layer(TimeoutLayer::new(config.request_timeout, untimed_methods))
         .layer(ObserveLayer::new(service_name))
 }
 

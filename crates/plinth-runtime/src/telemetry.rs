@@ -19,7 +19,9 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-pub use self::propagation::{current_context, extract_context, inject_context, inject_metadata};
+pub use self::propagation::{
+    context_pairs, current_context, extract_context, extract_pairs, inject_context, inject_metadata,
+};
 use crate::config::{LogFormat, TelemetryConfig};
 use crate::error::TelemetryError;
 

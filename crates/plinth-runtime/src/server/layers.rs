@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -320,14 +321,19 @@ pub(crate) fn grpc_code_name(code: tonic::Code) -> &'static str {
 /// Answers with gRPC `DEADLINE_EXCEEDED` or HTTP 504 when the inner service has not produced response
 /// headers in time. Streaming bodies are not cut: a `Watch` stream may run as long as it likes once
 /// started.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) struct TimeoutLayer {
     timeout: Duration,
+    untimed: Arc<[&'static str]>,
 }
 
 impl TimeoutLayer {
-    pub(crate) fn new(timeout: Duration) -> Self {
-        TimeoutLayer { timeout }
+    /// `untimed`: gRPC paths that only the client's `grpc-timeout` bounds.
+    pub(crate) fn new(timeout: Duration, untimed: Vec<&'static str>) -> Self {
+        TimeoutLayer {
+            timeout,
+            untimed: untimed.into(),
+        }
     }
 }
 
@@ -338,6 +344,7 @@ impl<S> Layer<S> for TimeoutLayer {
         Timeout {
             inner,
             timeout: self.timeout,
+            untimed: self.untimed.clone(),
         }
     }
 }
@@ -346,6 +353,7 @@ impl<S> Layer<S> for TimeoutLayer {
 pub(crate) struct Timeout<S> {
     inner: S,
     timeout: Duration,
+    untimed: Arc<[&'static str]>,
 }
 
 impl<S> Service<Request<Body>> for Timeout<S>
@@ -363,8 +371,11 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let is_grpc = is_grpc_request(request.headers());
+        let untimed = is_grpc && self.untimed.contains(&request.uri().path());
         let timeout = match grpc_timeout(request.headers()) {
+            Some(client_deadline) if is_grpc && untimed => client_deadline,
             Some(client_deadline) if is_grpc => client_deadline.min(self.timeout),
+            _ if untimed => Duration::MAX,
             _ => self.timeout,
         };
         let response = self.inner.call(request);

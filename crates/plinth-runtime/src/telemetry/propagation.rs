@@ -23,6 +23,43 @@ pub fn inject_metadata(cx: &Context, metadata: &mut MetadataMap) {
     TraceContextPropagator::new().inject_context(cx, &mut MetadataInjector(metadata));
 }
 
+/// `cx` as header pairs (`traceparent`, and `tracestate` when set) for carriers that are not HTTP or
+/// gRPC, such as Kafka record headers. Empty when `cx` holds no sampled span.
+pub fn context_pairs(cx: &Context) -> Vec<(String, String)> {
+    let mut pairs = PairInjector(Vec::new());
+    TraceContextPropagator::new().inject_context(cx, &mut pairs);
+    pairs.0
+}
+
+/// The trace context carried by header pairs such as Kafka record headers.
+pub fn extract_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Context {
+    let pairs: Vec<(&str, &str)> = pairs.into_iter().collect();
+    TraceContextPropagator::new().extract(&PairExtractor(&pairs))
+}
+
+struct PairInjector(Vec<(String, String)>);
+
+impl Injector for PairInjector {
+    fn set(&mut self, key: &str, value: String) {
+        self.0.push((key.to_owned(), value));
+    }
+}
+
+struct PairExtractor<'a, 'b>(&'a [(&'b str, &'b str)]);
+
+impl Extractor for PairExtractor<'_, '_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .map(|(_, value)| *value)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.iter().map(|(name, _)| *name).collect()
+    }
+}
+
 /// The OpenTelemetry context of the current `tracing` span (empty unless OTLP export is on).
 pub fn current_context() -> Context {
     tracing::Span::current().context()
