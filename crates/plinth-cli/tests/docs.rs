@@ -1,5 +1,6 @@
-//! Runs every `sh` and `python` block of docs/schema-registry.md, in order, against a fresh `plinth up`
-//! (the real binary on free ports), so the user guide never drifts from what the platform does.
+//! Runs every `sh` and `python` block of docs/schema-registry.md and docs/datahub.md, in order, each
+//! guide against its own fresh `plinth up` (the real binary, every port free-picked, its own local
+//! broker), so the user guides never drift from what the platform does.
 
 #![allow(
     clippy::unwrap_used,
@@ -14,9 +15,17 @@ use std::time::{Duration, Instant};
 
 struct Platform {
     child: Child,
+    /// The registry's gRPC URL.
     grpc: String,
+    /// The registry's REST `host:port`.
     http: String,
-    _dir: TempDir,
+    /// The data hub's gRPC URL.
+    datahub_grpc: String,
+    /// The data hub's HTTP `host:port`.
+    datahub_http: String,
+    /// The local broker's `host:port`.
+    kafka: String,
+    dir: TempDir,
 }
 
 struct TempDir(PathBuf);
@@ -29,15 +38,35 @@ impl Drop for TempDir {
 
 impl Drop for Platform {
     fn drop(&mut self) {
+        // SIGKILL would leave the broker that `plinth up` runs as a child behind (its kill-on-drop never
+        // runs), so ask for the Ctrl-C shutdown first, which stops the broker, and kill only as a fallback.
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn start_platform() -> Platform {
-    let dir = std::env::temp_dir().join(format!("plinth-docs-{}", std::process::id()));
+/// The words of a line that are `http://` URLs.
+fn urls(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .filter(|word| word.starts_with("http://"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn start_platform(name: &str) -> Platform {
+    let dir = std::env::temp_dir().join(format!("plinth-docs-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(dir.join("work")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_plinth"))
         .args([
             "up",
@@ -45,43 +74,51 @@ fn start_platform() -> Platform {
             "0",
             "--registry-http-port",
             "0",
+            "--datahub-grpc-port",
+            "0",
+            "--datahub-http-port",
+            "0",
+            "--kafka-port",
+            "0",
             "--log-level",
             "warn",
             "--data-dir",
         ])
-        .arg(&dir)
+        .arg(dir.join("state"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("plinth up starts");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut grpc, mut http) = (None, None);
-    while grpc.is_none() || http.is_none() {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let (mut registry, mut datahub, mut kafka) = (None, None, None);
+    while registry.is_none() || datahub.is_none() || kafka.is_none() {
         assert!(
             Instant::now() < deadline,
             "plinth up did not print its endpoints"
         );
         let line = lines.next().expect("plinth up exited early").unwrap();
-        if line.contains("schema-registry") {
-            let urls: Vec<&str> = line
-                .split_whitespace()
-                .filter(|word| word.starts_with("http://"))
-                .collect();
-            grpc = urls.first().map(|url| url.to_string());
-            http = urls
-                .get(1)
-                .map(|url| url.trim_start_matches("http://").to_string());
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.first().copied() {
+            Some("schema-registry") => registry = Some(urls(&line)),
+            Some("datahub") => datahub = Some(urls(&line)),
+            Some("kafka") => kafka = words.get(1).map(|addr| addr.to_string()),
+            _ => {}
         }
     }
     // Keep draining stdout so the platform never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
+    let (registry, datahub) = (registry.unwrap(), datahub.unwrap());
+    let host_port = |url: &String| url.trim_start_matches("http://").to_owned();
     Platform {
         child,
-        grpc: grpc.unwrap(),
-        http: http.unwrap(),
-        _dir: TempDir(dir),
+        grpc: registry[0].clone(),
+        http: host_port(&registry[1]),
+        datahub_grpc: datahub[0].clone(),
+        datahub_http: host_port(&datahub[1]),
+        kafka: kafka.unwrap(),
+        dir: TempDir(dir),
     }
 }
 
@@ -119,11 +156,19 @@ fn python() -> PathBuf {
     python
 }
 
-#[test]
-fn schema_registry_guide_runs_as_written() {
-    let platform = start_platform();
-    let guide_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schema-registry.md");
-    let guide = std::fs::read_to_string(&guide_path).unwrap();
+/// What one block printed.
+struct BlockRun {
+    body: String,
+    stdout: String,
+}
+
+/// Runs every `sh` and `python` block of `docs/<guide>`, in order, with the local addresses the guide
+/// names replaced by the platform's; fails on the first block that fails.
+fn run_guide(guide: &str, platform: &Platform) -> Vec<BlockRun> {
+    let guide_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs")
+        .join(guide);
+    let markdown = std::fs::read_to_string(&guide_path).unwrap();
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_plinth"))
         .parent()
         .unwrap()
@@ -133,10 +178,22 @@ fn schema_registry_guide_runs_as_written() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut outputs = String::new();
-    let mut ran = 0;
-    for (lang, body) in code_blocks(&guide) {
-        let body = body.replace("localhost:8081", &platform.http);
+    let datahub_grpc = platform.datahub_grpc.trim_start_matches("http://");
+    let replacements = [
+        ("localhost:8081", platform.http.as_str()),
+        ("127.0.0.1:8081", platform.http.as_str()),
+        ("localhost:7002", datahub_grpc),
+        ("127.0.0.1:7002", datahub_grpc),
+        ("localhost:9102", platform.datahub_http.as_str()),
+        ("127.0.0.1:9102", platform.datahub_http.as_str()),
+        ("localhost:9092", platform.kafka.as_str()),
+        ("127.0.0.1:9092", platform.kafka.as_str()),
+    ];
+    let mut runs = Vec::new();
+    for (lang, body) in code_blocks(&markdown) {
+        let body = replacements
+            .iter()
+            .fold(body, |body, (from, to)| body.replace(from, to));
         let mut command = match lang.as_str() {
             "sh" => {
                 let mut command = Command::new("bash");
@@ -151,20 +208,33 @@ fn schema_registry_guide_runs_as_written() {
             _ => continue,
         };
         let output = command
+            .current_dir(platform.dir.0.join("work"))
             .env("PATH", &path)
             .env("PLINTH_REGISTRY_URL", &platform.grpc)
+            .env("PLINTH_DATAHUB_URL", &platform.datahub_grpc)
             .output()
             .expect("block runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         assert!(
             output.status.success(),
-            "this {lang} block of docs/schema-registry.md failed:\n{body}\nstdout:\n{stdout}\nstderr:\n{}",
+            "this {lang} block of docs/{guide} failed:\n{body}\nstdout:\n{stdout}\nstderr:\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        outputs.push_str(&stdout);
-        ran += 1;
+        runs.push(BlockRun { body, stdout });
     }
-    assert!(ran >= 8, "only {ran} blocks found in the guide");
+    runs
+}
+
+#[test]
+fn schema_registry_guide_runs_as_written() {
+    let platform = start_platform("schema-registry");
+    let runs = run_guide("schema-registry.md", &platform);
+    assert!(
+        runs.len() >= 8,
+        "only {} blocks found in the guide",
+        runs.len()
+    );
+    let outputs: String = runs.iter().map(|run| run.stdout.as_str()).collect();
     // What the guide promises, as printed.
     assert!(
         outputs.contains("registered orders-value version 1 (schema id 1)"),
@@ -187,4 +257,74 @@ fn schema_registry_guide_runs_as_written() {
         outputs.contains("{'order_id'") || outputs.contains("{'n': 1}"),
         "{outputs}"
     );
+}
+
+#[test]
+fn datahub_guide_runs_as_written() {
+    let platform = start_platform("datahub");
+    let runs = run_guide("datahub.md", &platform);
+    assert!(
+        runs.len() >= 15,
+        "only {} blocks found in the guide",
+        runs.len()
+    );
+    let outputs: String = runs.iter().map(|run| run.stdout.as_str()).collect();
+    let printed_by = |command: &str| -> &str {
+        &runs
+            .iter()
+            .find(|run| run.body.contains(command))
+            .unwrap_or_else(|| panic!("no block runs `{command}`"))
+            .stdout
+    };
+    let records = |stdout: &str| -> Vec<serde_json::Value> {
+        stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    // What the guide promises, as printed.
+    assert!(outputs.contains("created topic orders"), "{outputs}");
+    assert!(
+        outputs.contains("wrote 5 of 5 records to orders"),
+        "{outputs}"
+    );
+    let rejected = printed_by(r#""seven""#);
+    assert!(rejected.contains("value_schema_violation"), "{rejected}");
+    assert!(rejected.contains("record 1"), "{rejected}");
+    assert!(rejected.contains("exit code 1"), "{rejected}");
+    let partial = printed_by("--accept-partial -o json");
+    assert!(partial.contains(r#""written":1"#), "{partial}");
+    assert!(partial.contains("invalid_value_json"), "{partial}");
+
+    // Commits: the group's second run reads exactly what the first one did not print.
+    let first = records(printed_by("--group billing --from earliest --max 4"));
+    let second = records(printed_by("--group billing --timeout 5s"));
+    assert_eq!(first.len(), 4, "{first:?}");
+    assert_eq!(second.len(), 2, "{second:?}");
+    let mut order_ids: Vec<i64> = first
+        .iter()
+        .chain(&second)
+        .map(|record| {
+            assert_eq!(record["topic"], "orders");
+            assert!(record["schema_id"].as_u64().is_some(), "{record}");
+            assert_eq!(record["schema_version"], 1, "{record}");
+            record["value"]["order_id"].as_i64().unwrap()
+        })
+        .collect();
+    order_ids.sort_unstable();
+    assert_eq!(order_ids, [1, 2, 3, 4, 5, 6]);
+
+    let scanned = records(printed_by("--columns order_id,customer,amount --limit 3"));
+    assert_eq!(scanned.len(), 3, "{scanned:?}");
+    assert!(
+        scanned
+            .iter()
+            .all(|row| row.get("order_id").is_some() && row.get("_kafka_offset").is_none()),
+        "{scanned:?}"
+    );
+    let all_rows = records(printed_by("plinth lake scan orders --from"));
+    assert_eq!(all_rows.len(), 6, "{all_rows:?}");
+
+    assert!(outputs.contains("magic byte 0 schema id 1"), "{outputs}");
+    assert!(outputs.contains("'order_id': 10"), "{outputs}");
 }

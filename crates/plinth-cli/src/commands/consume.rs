@@ -32,7 +32,7 @@ pub struct ConsumeArgs {
     /// Where to start: `committed` (the group's offsets; earliest without one), `earliest`, `latest`,
     /// or an RFC 3339 timestamp such as 2026-01-02T03:04:05Z.
     #[arg(long, default_value = "committed", value_parser = parse_from)]
-    pub from: From,
+    pub from: StartFrom,
     /// Stop after this many records.
     #[arg(long)]
     pub max: Option<u64>,
@@ -46,20 +46,20 @@ pub struct ConsumeArgs {
 
 /// Where a consumer starts.
 #[derive(Debug, Clone, PartialEq)]
-pub enum From {
+pub enum StartFrom {
     /// A start position without a timestamp.
     Position(pb::StartPosition),
     /// The first record at or after this instant.
     Timestamp(prost_types::Timestamp),
 }
 
-fn parse_from(text: &str) -> Result<From, String> {
+fn parse_from(text: &str) -> Result<StartFrom, String> {
     match text.to_ascii_lowercase().as_str() {
-        "committed" => Ok(From::Position(pb::StartPosition::Committed)),
-        "earliest" => Ok(From::Position(pb::StartPosition::Earliest)),
-        "latest" => Ok(From::Position(pb::StartPosition::Latest)),
+        "committed" => Ok(StartFrom::Position(pb::StartPosition::Committed)),
+        "earliest" => Ok(StartFrom::Position(pb::StartPosition::Earliest)),
+        "latest" => Ok(StartFrom::Position(pb::StartPosition::Latest)),
         _ => super::parse_timestamp(text)
-            .map(From::Timestamp)
+            .map(StartFrom::Timestamp)
             .map_err(|err| format!("{err}; or committed, earliest, latest")),
     }
 }
@@ -87,8 +87,8 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<ExitCode> {
     let idle = args.connect.timeout;
     let mut client = super::datahub(&args.connect).await?;
     let (start_position, start_timestamp) = match &args.from {
-        From::Position(position) => (*position, None),
-        From::Timestamp(timestamp) => (pb::StartPosition::Timestamp, Some(*timestamp)),
+        StartFrom::Position(position) => (*position, None),
+        StartFrom::Timestamp(timestamp) => (pb::StartPosition::Timestamp, Some(*timestamp)),
     };
     let request = pb::SubscribeRequest {
         consumer_group: args.group.clone(),
