@@ -178,9 +178,72 @@ pub fn status_error(status: &tonic::Status) -> anyhow::Error {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser as _;
+
+    use super::Cli;
+
     #[test]
     fn command_line_definition_is_consistent() {
         use clap::CommandFactory as _;
-        super::Cli::command().debug_assert();
+        Cli::command().debug_assert();
+    }
+
+    fn parses(line: &str) -> bool {
+        Cli::try_parse_from(line.split_whitespace()).is_ok()
+    }
+
+    #[test]
+    fn data_hub_commands_parse_as_documented() {
+        for line in [
+            "plinth topic create orders --value-subject orders-value --partitions 3 --retention 7d",
+            "plinth topic create orders --value-subject v --value-version 2 --key-subject k --key-version 1 --retention unlimited",
+            "plinth topic describe orders",
+            "plinth topic list --prefix ord -o json",
+            "plinth topic delete orders --datahub https://hub.example:7002",
+            "plinth produce orders --file orders.jsonl --key-field order_id --batch-size 100 --accept-partial",
+            "plinth produce orders --key k",
+            "plinth consume orders returns --group g --from 2026-01-02T03:04:05Z --max 3 --no-commit --timeout 5s",
+            "plinth consume orders --group g --from earliest",
+            "plinth lake sink create orders --dataset orders_v1 --url-prefix s3://lake/events",
+            "plinth lake sink list --topic orders",
+            "plinth lake sink pause orders",
+            "plinth lake sink resume orders",
+            "plinth lake sink delete orders",
+            "plinth lake ls",
+            "plinth lake ls orders -o json",
+            "plinth lake scan orders --from 2026-01-01T00:00:00Z --to 2026-02-01T00:00:00Z --columns a,b --limit 5 -o json",
+            "plinth up --kafka-port 0 --datahub-grpc-port 0 --datahub-http-port 0",
+            "plinth up --kafka-bootstrap kafka:9092",
+        ] {
+            assert!(
+                parses(line),
+                "{line}: {:?}",
+                Cli::try_parse_from(line.split_whitespace()).err()
+            );
+        }
+        for line in [
+            "plinth topic create orders",
+            "plinth topic create orders --value-subject v --retention forever",
+            "plinth topic create orders --value-subject v --key-version 1",
+            "plinth produce orders --key k --key-field id",
+            "plinth produce orders --batch-size 0",
+            "plinth consume orders",
+            "plinth consume --group g",
+            "plinth consume orders --group g --from yesterday",
+            "plinth lake scan orders --from 2026-13-01",
+            "plinth up --kafka-bootstrap kafka:9092 --kafka-port 9093",
+        ] {
+            assert!(!parses(line), "{line} should be refused");
+        }
+    }
+
+    #[test]
+    fn timestamps_round_trip_in_utc() {
+        let timestamp = super::parse_timestamp("2026-01-02T04:04:05.5+01:00").unwrap();
+        assert_eq!(
+            super::format_timestamp(Some(&timestamp)).as_deref(),
+            Some("2026-01-02T03:04:05.500Z")
+        );
+        assert!(super::parse_timestamp("2026-01-02").is_err());
     }
 }

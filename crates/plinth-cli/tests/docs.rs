@@ -7,6 +7,10 @@
     clippy::expect_used,
     reason = "tests fail loudly on the first surprise"
 )]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "a synchronous test driving processes: std::thread::sleep blocks no runtime"
+)]
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};

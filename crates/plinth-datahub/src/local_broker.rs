@@ -494,13 +494,13 @@ mod tests {
     }
 
     /// Waits until nothing accepts on `addr` (a killed process's socket closes at once on Linux).
-    fn closes_soon(addr: SocketAddr) -> bool {
+    async fn closes_soon(addr: SocketAddr) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if !accepts(addr) {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         false
     }
@@ -580,7 +580,7 @@ mod tests {
         let pid = broker.pid().unwrap();
         broker.stop().await.unwrap();
         assert!(!pid_alive(pid), "the broker process {pid} outlived stop()");
-        assert!(closes_soon(addr));
+        assert!(closes_soon(addr).await);
     }
 
     #[tokio::test]
@@ -591,7 +591,10 @@ mod tests {
         let addr = broker.listen_addr();
         let pid = broker.pid().unwrap();
         drop(broker);
-        assert!(closes_soon(addr), "the broker still listens after drop");
+        assert!(
+            closes_soon(addr).await,
+            "the broker still listens after drop"
+        );
         let deadline = Instant::now() + Duration::from_secs(5);
         while pid_alive(pid) {
             assert!(
@@ -610,7 +613,7 @@ mod tests {
         let addr = broker.listen_addr();
         let first_pid = broker.pid().unwrap();
         broker.kill().await.unwrap();
-        assert!(closes_soon(addr));
+        assert!(closes_soon(addr).await);
         broker.restart().await.unwrap();
         assert_eq!(broker.listen_addr(), addr);
         assert!(accepts(addr));

@@ -69,14 +69,7 @@ fn read_records(args: &ProduceArgs) -> anyhow::Result<Vec<Line>> {
         if value.is_empty() {
             continue;
         }
-        let key = match (&args.key, &args.key_field) {
-            (Some(key), _) => Some(key.clone().into_bytes()),
-            (None, Some(field)) => serde_json::from_str::<Value>(value)
-                .ok()
-                .and_then(|parsed| parsed.get(field).map(Value::to_string))
-                .map(String::into_bytes),
-            (None, None) => None,
-        };
+        let key = record_key(value, args.key.as_deref(), args.key_field.as_deref());
         records.push(Line {
             index: records.len(),
             record: pb::ProduceRecord {
@@ -87,6 +80,19 @@ fn read_records(args: &ProduceArgs) -> anyhow::Result<Vec<Line>> {
         });
     }
     Ok(records)
+}
+
+/// The key of a record: the constant `--key`, or `--key-field`'s value as JSON text (none when the
+/// line is not a JSON object with that field: the data hub then reports the line itself).
+fn record_key(value: &str, key: Option<&str>, key_field: Option<&str>) -> Option<Vec<u8>> {
+    match (key, key_field) {
+        (Some(key), _) => Some(key.as_bytes().to_vec()),
+        (None, Some(field)) => serde_json::from_str::<Value>(value)
+            .ok()
+            .and_then(|parsed| parsed.get(field).map(Value::to_string))
+            .map(String::into_bytes),
+        (None, None) => None,
+    }
 }
 
 /// A record the data hub did not write, with its position in the whole input.
@@ -229,4 +235,26 @@ fn print_summary(output: crate::output::Output, topic: &str, total: usize, summa
         }
         lines.join("\n")
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_key;
+
+    #[test]
+    fn keys_come_from_the_flag_or_the_field_as_json_text() {
+        let line = r#"{"order_id": 7, "customer": "ada"}"#;
+        assert_eq!(record_key(line, Some("k"), None), Some(b"k".to_vec()));
+        assert_eq!(
+            record_key(line, None, Some("order_id")),
+            Some(b"7".to_vec())
+        );
+        assert_eq!(
+            record_key(line, None, Some("customer")),
+            Some(br#""ada""#.to_vec())
+        );
+        assert_eq!(record_key(line, None, Some("missing")), None);
+        assert_eq!(record_key("not json", None, Some("order_id")), None);
+        assert_eq!(record_key(line, None, None), None);
+    }
 }
