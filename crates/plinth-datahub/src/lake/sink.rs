@@ -1,0 +1,634 @@
+//! One lake sink at work: reads its topic and lands the records in its dataset as Parquet files.
+//!
+//! The offsets come from the lake, not from Kafka: a session lists the dataset's Kafka files, resumes
+//! each partition at [`next_offsets`] (the beginning for a partition without files) with a manual
+//! `assign`, and never writes a record whose offset is below where its partition stands, so a consumer
+//! that rewinds (an offset reset after a broker restart) cannot duplicate anything. Records are buffered
+//! per partition and cut into files when a buffer reaches `max_file_rows` or `max_file_bytes` (JSON
+//! bytes) or its first record is `max_file_age` old; [`split_into_files`] splits a buffer by event date,
+//! and the files are written one at a time in offset order, each with one atomic put. A crash leaves a
+//! prefix of that sequence in the lake, and the next session starts right after it (see
+//! `domain::lake_path`). Offsets are also committed to Kafka after each file, only as a hint for tools
+//! that show consumer-group lag.
+//!
+//! Bad records stop the sink (FAILED, with the partition and offset in the error) instead of being
+//! skipped, so the lake never silently misses a record: a value that is not in the Confluent wire format,
+//! a payload that is not JSON, a schema id the registry does not know, a schema that has no lake schema
+//! or cannot evolve the dataset's, a record that does not fit. Records without a value (tombstones) hold
+//! no data and are skipped. Everything else (broker, registry or object store unavailable, the lease
+//! lost) ends the session; the sink starts a new one after a backoff, from the lake's offsets again.
+//!
+//! Memory: at most one file's worth of records per partition (`max_file_rows`/`max_file_bytes`), plus
+//! librdkafka's fetch queue.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arrow::datatypes::SchemaRef;
+use object_store::{ObjectStoreExt, PutPayload};
+use plinth_proto::datahub::v1 as pb;
+use plinth_proto::ids::{SchemaId, TopicName};
+use plinth_runtime::error::{ApiError, ErrorCode};
+use plinth_schema_registry::client::RegistryClient;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use crate::config::{KafkaConfig, LakeConfig};
+use crate::domain::lake_file::encode_parquet;
+use crate::domain::lake_path::{DatasetName, LakeFile, next_offsets, split_into_files};
+use crate::domain::lake_schema::derive_lake_schema;
+use crate::domain::records::{KafkaMetadata, LakeRecord, to_record_batch};
+use crate::domain::schema_evolution::evolve;
+use crate::domain::wire_format;
+use crate::kafka::consumer_config;
+use crate::lake::dataset::{DatasetFile, Footer, FooterCache, list_files};
+use crate::lake::location::Location;
+use crate::lake::metric_names;
+
+/// The first pause after a failed session; doubled up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+/// The longest pause between sessions.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A session that ran this long resets the backoff.
+const HEALTHY_SESSION: Duration = Duration::from_secs(30);
+/// How often buffers are checked against `max_file_age`.
+const AGE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// A file is put only while the lease holds at least this much longer.
+const LEASE_SAFETY_MS: i64 = 5_000;
+/// How long closing a consumer may take before it is left to finish in the background.
+const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The group id of a sink's consumer (used for the offset hint only; partitions are assigned).
+pub(crate) fn consumer_group(dataset: &DatasetName) -> String {
+    format!("plinth-lake-{dataset}")
+}
+
+/// Lake schemas by registry id: ids are immutable, so entries never go stale.
+#[derive(Debug, Default)]
+pub(crate) struct SchemaCache {
+    by_id: Mutex<HashMap<u32, SchemaRef>>,
+}
+
+impl SchemaCache {
+    /// The lake schema of schema `id`: NOT_FOUND when the registry does not know it, FAILED_PRECONDITION
+    /// when it has no lake schema.
+    pub(crate) async fn lake_schema(
+        &self,
+        registry: &RegistryClient,
+        id: u32,
+    ) -> Result<SchemaRef, ApiError> {
+        if let Some(found) = self
+            .by_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+        {
+            return Ok(Arc::clone(found));
+        }
+        let registered = registry.by_id(SchemaId::new(id)).await?;
+        let schema = Arc::new(derive_lake_schema(&registered.schema).map_err(|err| {
+            ApiError::failed_precondition(
+                "NO_LAKE_SCHEMA",
+                format!("schema id {id} cannot be stored in the lake: {err}"),
+            )
+        })?);
+        self.by_id
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, Arc::clone(&schema));
+        Ok(schema)
+    }
+}
+
+/// A sink's progress as the API shows it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SinkProgress {
+    /// Per partition, the offset written next.
+    pub(crate) next_offsets: BTreeMap<i32, i64>,
+    /// The last file written (or found, at start).
+    pub(crate) last_file: Option<pb::LakeFile>,
+}
+
+/// Everything one sink task needs.
+#[derive(Debug, Clone)]
+pub(crate) struct SinkTask {
+    pub(crate) dataset: DatasetName,
+    pub(crate) topic: TopicName,
+    pub(crate) location: Location,
+    pub(crate) kafka: KafkaConfig,
+    pub(crate) config: LakeConfig,
+    pub(crate) registry: Arc<RegistryClient>,
+    pub(crate) schemas: Arc<SchemaCache>,
+    pub(crate) footers: Arc<FooterCache>,
+    pub(crate) progress: Arc<Mutex<SinkProgress>>,
+    /// Until when this replica's lease holds, in ms since the epoch (renewed by the supervisor).
+    pub(crate) lease_until_ms: Arc<AtomicI64>,
+}
+
+/// How a sink task ended.
+#[derive(Debug)]
+pub(crate) enum SinkExit {
+    /// Asked to stop; what it had consumed is in the lake.
+    Stopped,
+    /// An error it does not retry; the message says what and what to do.
+    Failed(String),
+}
+
+enum SessionError {
+    /// Stop the sink: FAILED with this message.
+    Fatal(String),
+    /// Start a new session after a backoff.
+    Transient(String),
+}
+
+/// The current time in ms since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// The proto view of a Kafka file.
+pub(crate) fn lake_file_message(
+    location: &Location,
+    dataset: &DatasetName,
+    file: &LakeFile,
+    row_count: u64,
+    size_bytes: u64,
+    write_time_ms: i64,
+) -> pb::LakeFile {
+    pb::LakeFile {
+        url: location.url_of(&file.path(dataset)),
+        partition: file.partition(),
+        first_offset: file.first_offset(),
+        last_offset: file.last_offset(),
+        event_date: file.event_date().format("%Y-%m-%d").to_string(),
+        row_count,
+        size_bytes,
+        write_time: Some(timestamp(write_time_ms)),
+    }
+}
+
+/// A protobuf timestamp of ms since the epoch.
+pub(crate) fn timestamp(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// The progress the lake's files record: next offsets and the newest Kafka file (by write time).
+pub(crate) fn progress_from_files(
+    location: &Location,
+    dataset: &DatasetName,
+    files: &[DatasetFile],
+) -> SinkProgress {
+    let kafka_files: Vec<&LakeFile> = files.iter().filter_map(DatasetFile::kafka).collect();
+    let last = files
+        .iter()
+        .filter(|file| file.kafka().is_some())
+        .max_by_key(|file| (file.last_modified, file.relative.clone()));
+    SinkProgress {
+        next_offsets: next_offsets(kafka_files.iter().copied()),
+        last_file: last.and_then(|file| {
+            let kafka = file.kafka()?;
+            Some(lake_file_message(
+                location,
+                dataset,
+                kafka,
+                u64::try_from(kafka.last_offset() - kafka.first_offset() + 1).unwrap_or(0),
+                file.size,
+                file.last_modified.timestamp_millis(),
+            ))
+        }),
+    }
+}
+
+impl SinkTask {
+    /// Runs sessions until `stop` turns true or an error it does not retry.
+    pub(crate) async fn run(self, mut stop: watch::Receiver<bool>) -> SinkExit {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            if *stop.borrow() {
+                return SinkExit::Stopped;
+            }
+            let started = Instant::now();
+            match self.session(&mut stop).await {
+                Ok(()) => return SinkExit::Stopped,
+                Err(SessionError::Fatal(message)) => {
+                    tracing::error!(dataset = %self.dataset, error = %message, "lake sink failed");
+                    return SinkExit::Failed(message);
+                }
+                Err(SessionError::Transient(message)) => {
+                    if started.elapsed() >= HEALTHY_SESSION {
+                        backoff = FIRST_BACKOFF;
+                    }
+                    tracing::warn!(
+                        dataset = %self.dataset,
+                        error = %message,
+                        retry_in_ms = backoff.as_millis(),
+                        "lake sink session ended; resuming from the lake's offsets"
+                    );
+                    metrics::counter!(metric_names::SINK_RETRIES, "dataset" => self.dataset.to_string())
+                        .increment(1);
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = stop_requested(&mut stop) => return SinkExit::Stopped,
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn session(&self, stop: &mut watch::Receiver<bool>) -> Result<(), SessionError> {
+        let files = list_files(&self.location, &self.dataset)
+            .await
+            .map_err(|err| SessionError::Transient(err.message))?;
+        let start = progress_from_files(&self.location, &self.dataset, &files);
+        let lake_offsets = start.next_offsets.clone();
+        {
+            let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+            let last_file = progress.last_file.take().or(start.last_file.clone());
+            *progress = SinkProgress {
+                next_offsets: start.next_offsets.clone(),
+                last_file,
+            };
+        }
+        let consumer = Arc::new(self.consumer()?);
+        let assigned = self.assign(&consumer, &lake_offsets).await;
+        let result = match assigned {
+            Ok(()) => {
+                let mut state = SessionState {
+                    next_offsets: lake_offsets,
+                    buffers: BTreeMap::new(),
+                    dataset_schema: None,
+                    seen_schema_ids: HashSet::new(),
+                };
+                self.consume(&consumer, &mut state, stop).await
+            }
+            Err(err) => Err(err),
+        };
+        close_consumer(consumer).await;
+        result
+    }
+
+    fn consumer(&self) -> Result<StreamConsumer, SessionError> {
+        let mut config = consumer_config(&self.kafka, &consumer_group(&self.dataset))
+            .map_err(|err| SessionError::Transient(err.message))?;
+        // A sink reads its partitions in full: keep librdkafka's prefetch queue modest.
+        config.set("queued.max.messages.kbytes", "16384");
+        config
+            .create::<StreamConsumer>()
+            .map_err(|err| SessionError::Transient(format!("creating the consumer: {err}")))
+    }
+
+    async fn assign(
+        &self,
+        consumer: &Arc<StreamConsumer>,
+        lake_offsets: &BTreeMap<i32, i64>,
+    ) -> Result<(), SessionError> {
+        let topic = self.topic.as_str().to_owned();
+        let timeout = self.kafka.request_timeout;
+        let metadata_consumer = Arc::clone(consumer);
+        let partitions = tokio::task::spawn_blocking(move || {
+            let metadata = metadata_consumer.fetch_metadata(Some(&topic), timeout)?;
+            Ok::<_, rdkafka::error::KafkaError>(
+                metadata
+                    .topics()
+                    .iter()
+                    .filter(|found| found.name() == topic && found.error().is_none())
+                    .flat_map(|found| found.partitions().iter().map(|partition| partition.id()))
+                    .collect::<Vec<i32>>(),
+            )
+        })
+        .await
+        .map_err(|err| SessionError::Transient(format!("metadata task: {err}")))?
+        .map_err(|err| {
+            SessionError::Transient(format!(
+                "reading the partitions of topic `{}`: {err}",
+                self.topic
+            ))
+        })?;
+        if partitions.is_empty() {
+            return Err(SessionError::Transient(format!(
+                "topic `{}` has no partitions on the broker (yet)",
+                self.topic
+            )));
+        }
+        let mut assignment = TopicPartitionList::new();
+        for partition in partitions {
+            let offset = lake_offsets
+                .get(&partition)
+                .map_or(Offset::Beginning, |next| Offset::Offset(*next));
+            assignment
+                .add_partition_offset(self.topic.as_str(), partition, offset)
+                .map_err(|err| SessionError::Transient(format!("assignment: {err}")))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|err| SessionError::Transient(format!("assigning partitions: {err}")))?;
+        tracing::info!(dataset = %self.dataset, topic = %self.topic, offsets = ?lake_offsets, "lake sink reading");
+        Ok(())
+    }
+
+    async fn consume(
+        &self,
+        consumer: &StreamConsumer,
+        state: &mut SessionState,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), SessionError> {
+        let mut age_check = tokio::time::interval(AGE_CHECK_INTERVAL);
+        age_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut consecutive_errors: u32 = 0;
+        let mut pause: Option<Duration> = None;
+        loop {
+            tokio::select! {
+                biased;
+                () = stop_requested(stop) => {
+                    // Pause, delete or shutdown: land what was consumed, then stop reading.
+                    let partitions: Vec<i32> = state.buffers.keys().copied().collect();
+                    for partition in partitions {
+                        self.flush(consumer, state, partition).await?;
+                    }
+                    return Ok(());
+                }
+                _ = age_check.tick() => {
+                    let max_age = self.config.max_file_age;
+                    let due: Vec<i32> = state
+                        .buffers
+                        .iter()
+                        .filter(|(_, buffer)| buffer.started.elapsed() >= max_age)
+                        .map(|(partition, _)| *partition)
+                        .collect();
+                    for partition in due {
+                        self.flush(consumer, state, partition).await?;
+                    }
+                }
+                received = consumer.recv() => match received {
+                    Ok(message) => {
+                        consecutive_errors = 0;
+                        let partition = message.partition();
+                        let full = self.accept(&message, state).await?;
+                        if full {
+                            self.flush(consumer, state, partition).await?;
+                        }
+                    }
+                    Err(err) => {
+                        consecutive_errors = consecutive_errors.saturating_add(1);
+                        tracing::warn!(dataset = %self.dataset, error = %err, "lake sink consumer error; librdkafka retries");
+                        pause = Some(Duration::from_millis(100 * u64::from(consecutive_errors.min(50))));
+                    }
+                },
+            }
+            if let Some(pause) = pause.take() {
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = stop_requested(stop) => {}
+                }
+            }
+        }
+    }
+
+    /// Buffers one record; `true` when its partition's buffer is full.
+    async fn accept(
+        &self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+        state: &mut SessionState,
+    ) -> Result<bool, SessionError> {
+        let partition = message.partition();
+        let offset = message.offset();
+        if let Some(next) = state.next_offsets.get(&partition)
+            && offset < *next
+        {
+            // Already in the lake or in the buffer: a consumer that rewound.
+            metrics::counter!(metric_names::RECORDS_SKIPPED_DUPLICATE, "dataset" => self.dataset.to_string()).increment(1);
+            return Ok(false);
+        }
+        let Some(payload) = message.payload() else {
+            state.next_offsets.insert(partition, offset + 1);
+            return Ok(false);
+        };
+        let at = || {
+            format!(
+                "partition {partition} offset {offset} of topic `{}`",
+                self.topic
+            )
+        };
+        let (schema_id, json) = wire_format::decode(payload).map_err(|err| {
+            SessionError::Fatal(format!(
+                "the record at {} is not in the Confluent wire format: {err}; the lake sink stops rather than skip it: write only framed records to the topic (through the gateway or a Confluent JSON Schema serializer), then resume the sink",
+                at()
+            ))
+        })?;
+        let value: serde_json::Value = serde_json::from_slice(json).map_err(|err| {
+            SessionError::Fatal(format!(
+                "the value of the record at {} is not JSON ({err}); the lake sink stops rather than skip it: write only JSON values to the topic, then resume the sink",
+                at()
+            ))
+        })?;
+        if !state.seen_schema_ids.contains(&schema_id) {
+            let lake_schema = self
+                .schemas
+                .lake_schema(&self.registry, schema_id)
+                .await
+                .map_err(|err| match err.code {
+                    ErrorCode::NotFound | ErrorCode::FailedPrecondition => {
+                        SessionError::Fatal(format!(
+                            "the record at {} has schema id {schema_id}: {}",
+                            at(),
+                            err.message
+                        ))
+                    }
+                    _ => SessionError::Transient(err.message),
+                })?;
+            let evolved = match &state.dataset_schema {
+                None => lake_schema,
+                Some(current) => Arc::new(evolve(current, &lake_schema).map_err(|err| {
+                    SessionError::Fatal(format!(
+                        "schema id {schema_id} of the record at {} cannot evolve the dataset's schema: {err}",
+                        at()
+                    ))
+                })?),
+            };
+            state.dataset_schema = Some(evolved);
+            state.seen_schema_ids.insert(schema_id);
+        }
+        let timestamp_ms = message.timestamp().to_millis().unwrap_or_else(now_ms);
+        let buffer = state
+            .buffers
+            .entry(partition)
+            .or_insert_with(|| PartitionBuffer {
+                records: Vec::new(),
+                json_bytes: 0,
+                started: Instant::now(),
+            });
+        buffer.json_bytes += json.len();
+        buffer.records.push(LakeRecord {
+            value,
+            kafka: KafkaMetadata {
+                partition,
+                offset,
+                timestamp_ms,
+                schema_id: i32::try_from(schema_id).unwrap_or(i32::MAX),
+            },
+        });
+        state.next_offsets.insert(partition, offset + 1);
+        Ok(buffer.records.len() >= self.config.max_file_rows
+            || buffer.json_bytes >= self.config.max_file_bytes)
+    }
+
+    /// Writes a partition's buffer as files, one at a time in offset order.
+    async fn flush(
+        &self,
+        consumer: &StreamConsumer,
+        state: &mut SessionState,
+        partition: i32,
+    ) -> Result<(), SessionError> {
+        let Some(buffer) = state.buffers.remove(&partition) else {
+            return Ok(());
+        };
+        let Some(schema) = state.dataset_schema.clone() else {
+            return Ok(());
+        };
+        if buffer.records.is_empty() {
+            return Ok(());
+        }
+        let records = buffer.records;
+        let encoded = tokio::task::spawn_blocking(move || encode_files(&schema, &records))
+            .await
+            .map_err(|err| SessionError::Transient(format!("encoding task: {err}")))??;
+        for encoded_file in encoded {
+            if now_ms() + LEASE_SAFETY_MS >= self.lease_until_ms.load(Ordering::Acquire) {
+                return Err(SessionError::Transient(
+                    "the sink's lease is about to expire; not writing until it is renewed"
+                        .to_owned(),
+                ));
+            }
+            let relative = encoded_file.file.path(&self.dataset);
+            let size = u64::try_from(encoded_file.bytes.len()).unwrap_or(u64::MAX);
+            let url = self.location.url_of(&relative);
+            self.location
+                .store
+                .put(
+                    &self.location.path(&relative),
+                    PutPayload::from(encoded_file.bytes),
+                )
+                .await
+                .map_err(|err| SessionError::Transient(format!("writing `{url}`: {err}")))?;
+            let dataset = self.dataset.to_string();
+            metrics::counter!(metric_names::FILES_WRITTEN, "dataset" => dataset.clone())
+                .increment(1);
+            metrics::counter!(metric_names::RECORDS_WRITTEN, "dataset" => dataset.clone())
+                .increment(encoded_file.row_count);
+            metrics::counter!(metric_names::BYTES_WRITTEN, "dataset" => dataset).increment(size);
+            self.footers.insert(
+                url,
+                size,
+                Footer {
+                    schema: Arc::clone(&encoded_file.schema),
+                    row_count: encoded_file.row_count,
+                },
+            );
+            let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+            progress
+                .next_offsets
+                .insert(partition, encoded_file.file.last_offset() + 1);
+            progress.last_file = Some(lake_file_message(
+                &self.location,
+                &self.dataset,
+                &encoded_file.file,
+                encoded_file.row_count,
+                size,
+                now_ms(),
+            ));
+        }
+        self.commit_hint(
+            consumer,
+            partition,
+            state.next_offsets.get(&partition).copied(),
+        );
+        Ok(())
+    }
+
+    /// Commits the partition's position to Kafka for lag tools; the lake's names stay the truth.
+    fn commit_hint(&self, consumer: &StreamConsumer, partition: i32, next: Option<i64>) {
+        let Some(next) = next else {
+            return;
+        };
+        let mut offsets = TopicPartitionList::new();
+        if offsets
+            .add_partition_offset(self.topic.as_str(), partition, Offset::Offset(next))
+            .is_ok()
+            && let Err(err) = consumer.commit(&offsets, CommitMode::Async)
+        {
+            tracing::debug!(dataset = %self.dataset, error = %err, "offset hint not committed");
+        }
+    }
+}
+
+struct PartitionBuffer {
+    records: Vec<LakeRecord>,
+    json_bytes: usize,
+    started: Instant,
+}
+
+struct SessionState {
+    /// Per partition, the first offset not yet in the lake or a buffer.
+    next_offsets: BTreeMap<i32, i64>,
+    buffers: BTreeMap<i32, PartitionBuffer>,
+    dataset_schema: Option<SchemaRef>,
+    seen_schema_ids: HashSet<u32>,
+}
+
+struct EncodedFile {
+    file: LakeFile,
+    bytes: Vec<u8>,
+    row_count: u64,
+    schema: SchemaRef,
+}
+
+fn encode_files(
+    schema: &SchemaRef,
+    records: &[LakeRecord],
+) -> Result<Vec<EncodedFile>, SessionError> {
+    let metadata: Vec<KafkaMetadata> = records.iter().map(|record| record.kafka).collect();
+    let files = split_into_files(&metadata).map_err(|err| SessionError::Fatal(err.to_string()))?;
+    let mut encoded = Vec::with_capacity(files.len());
+    for (file, range) in files {
+        let slice = &records[range];
+        let batch =
+            to_record_batch(schema, slice).map_err(|err| SessionError::Fatal(err.to_string()))?;
+        let bytes =
+            encode_parquet(schema, &[batch]).map_err(|err| SessionError::Fatal(err.to_string()))?;
+        encoded.push(EncodedFile {
+            file,
+            bytes,
+            row_count: u64::try_from(slice.len()).unwrap_or(u64::MAX),
+            schema: Arc::clone(schema),
+        });
+    }
+    Ok(encoded)
+}
+
+/// Closes a consumer off the async threads, bounded: librdkafka's close can block (see
+/// shared/recipes/kafka.md); one that hangs is left to finish on its blocking thread.
+async fn close_consumer(consumer: Arc<StreamConsumer>) {
+    let closing = tokio::task::spawn_blocking(move || {
+        let _ = consumer.unassign();
+        drop(consumer);
+    });
+    if tokio::time::timeout(CONSUMER_CLOSE_TIMEOUT, closing)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a lake sink consumer did not close in time; it finishes in the background");
+    }
+}
+
+/// Resolves once the sink is asked to stop (or its owner is gone).
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns is not `Send`: drop it here, not across the caller's awaits.
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
