@@ -6,4 +6,5 @@
     reason = "tests fail loudly on the first surprise"
 )]
 
+mod datahub_lake;
 mod schema_registry;

@@ -370,9 +370,22 @@ impl SinkTask {
                     Ok(message) => {
                         consecutive_errors = 0;
                         let partition = message.partition();
-                        let full = self.accept(&message, state).await?;
-                        if full {
-                            self.flush(consumer, state, partition).await?;
+                        let accepted = self.accept(&message, state).await;
+                        drop(message);
+                        match accepted {
+                            Ok(true) => self.flush(consumer, state, partition).await?,
+                            Ok(false) => {}
+                            Err(SessionError::Fatal(reason)) => {
+                                // Land the records before the bad one, so the sink stands at its offset.
+                                let partitions: Vec<i32> = state.buffers.keys().copied().collect();
+                                for buffered in partitions {
+                                    if self.flush(consumer, state, buffered).await.is_err() {
+                                        break;
+                                    }
+                                }
+                                return Err(SessionError::Fatal(reason));
+                            }
+                            Err(transient) => return Err(transient),
                         }
                     }
                     Err(err) => {
