@@ -186,6 +186,11 @@ impl Lake {
             tracing::warn!(%dataset, "lake sink did not stop in time; aborted (its buffered records are read again later)");
             handle.abort();
         }
+        // Progress is read from the lake again until a task here writes: another replica may take over.
+        self.progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&dataset);
         if let Err(err) = self
             .ctx
             .store
