@@ -6,5 +6,6 @@
     reason = "tests fail loudly on the first surprise"
 )]
 
+mod datahub;
 mod datahub_lake;
 mod schema_registry;

@@ -134,3 +134,151 @@ impl Drop for RegistryServer {
         }
     }
 }
+
+/// A data hub gateway on SQLite in a temp dir, against a registry and a broker, with a local lake.
+#[derive(Debug)]
+pub struct DataHubServer {
+    /// The gRPC (and Arrow Flight) address.
+    pub grpc: SocketAddr,
+    /// The HTTP address.
+    pub http: SocketAddr,
+    /// The lake root directory.
+    pub lake_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl DataHubServer {
+    /// Starts a gateway with test-friendly settings (2 s group sessions, 5 s Kafka timeouts, 1 s file
+    /// age), after `configure` adjusts its configuration.
+    pub async fn start_with(
+        registry: &RegistryServer,
+        bootstrap_servers: &str,
+        configure: impl FnOnce(&mut plinth_datahub::Config),
+    ) -> Self {
+        let dir = TempDir::new("plinth-datahub");
+        let lake_dir = dir.0.join("lake");
+        let mut config = plinth_datahub::Config::default();
+        config.server.grpc.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        config.server.http.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        config.server.shutdown_grace_period = std::time::Duration::from_secs(5);
+        config.database.url = format!("sqlite://{}?mode=rwc", dir.0.join("datahub.db").display());
+        config.kafka.bootstrap_servers = bootstrap_servers.to_owned();
+        config.kafka.session_timeout = std::time::Duration::from_secs(2);
+        config.kafka.request_timeout = std::time::Duration::from_secs(5);
+        config.registry.url = registry
+            .grpc_url()
+            .parse()
+            .unwrap_or_else(|err| panic!("registry url: {err}"));
+        config.lake.root = format!("file://{}", lake_dir.display());
+        config.lake.max_file_age = std::time::Duration::from_secs(1);
+        configure(&mut config);
+        let bound = plinth_datahub::bind(&config)
+            .await
+            .unwrap_or_else(|err| panic!("datahub starts: {err}"));
+        let (grpc, http) = (bound.grpc_addr(), bound.http_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = bound
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self {
+            grpc,
+            http,
+            lake_dir,
+            stop: Some(stop),
+            done: Some(done),
+            _dir: dir,
+        }
+    }
+
+    /// Starts a gateway with the test defaults.
+    pub async fn start(registry: &RegistryServer, bootstrap_servers: &str) -> Self {
+        Self::start_with(registry, bootstrap_servers, |_| {}).await
+    }
+
+    /// The gRPC endpoint URL.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// A gRPC client of the gateway.
+    pub async fn client(
+        &self,
+    ) -> plinth_proto::datahub::v1::data_hub_service_client::DataHubServiceClient<
+        plinth_runtime::client::AuthChannel,
+    > {
+        let endpoint = self
+            .grpc_url()
+            .parse()
+            .unwrap_or_else(|err| panic!("datahub endpoint: {err}"));
+        let channel = plinth_runtime::client::connect(
+            &endpoint,
+            None,
+            None,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("datahub connects: {err}"));
+        plinth_proto::datahub::v1::data_hub_service_client::DataHubServiceClient::new(channel)
+    }
+
+    /// Stops the gateway and waits until it has shut down.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Drop for DataHubServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a tansu broker on a free loopback port, in memory.
+pub async fn start_broker() -> plinth_datahub::local_broker::LocalBroker {
+    plinth_datahub::local_broker::LocalBroker::start_found(
+        "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!()),
+        plinth_datahub::local_broker::Storage::Memory,
+    )
+    .await
+    .unwrap_or_else(|err| panic!("broker starts: {err}"))
+}
+
+/// Registers `schema` (JSON) under `subject` and returns its global id.
+pub async fn register_json_schema(
+    registry: &RegistryServer,
+    subject: &str,
+    schema: &serde_json::Value,
+) -> u32 {
+    use plinth_proto::schemaregistry::v1 as pb;
+    let mut client = registry.grpc_client(None).await;
+    let response = client
+        .register_schema(pb::RegisterSchemaRequest {
+            subject: Some(plinth_proto::ids::Subject::new(subject)),
+            schema: Some(pb::Schema {
+                schema: schema.to_string(),
+                schema_type: pb::SchemaType::Json.into(),
+                references: vec![],
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_or_else(|status| panic!("register {subject}: {status:?}"))
+        .into_inner();
+    response
+        .registered
+        .and_then(|version| version.id)
+        .map_or(0, |id| id.value)
+}

@@ -195,7 +195,9 @@ impl Validate for KafkaConfig {
                 Some(other) => {
                     return Err(invalid(
                         "kafka.sasl_mechanism",
-                        format!("`{other}` is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                        format!(
+                            "`{other}` is not supported; use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"
+                        ),
                     ));
                 }
                 None => {

@@ -25,6 +25,9 @@ pub fn sink_not_found(dataset: &DatasetName) -> ApiError {
 
 /// A required request field is missing or empty.
 pub fn required(field: &str, what_to_do: &str) -> ApiError {
-    ApiError::invalid_argument("FIELD_REQUIRED", format!("`{field}` is required; {what_to_do}"))
-        .with_field(field, "required")
+    ApiError::invalid_argument(
+        "FIELD_REQUIRED",
+        format!("`{field}` is required; {what_to_do}"),
+    )
+    .with_field(field, "required")
 }

@@ -105,7 +105,9 @@ pub fn consumer_config(config: &KafkaConfig, group: &str) -> Result<ClientConfig
 
 /// Milliseconds of a duration, saturating, at least 1.
 pub fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// Maps a librdkafka error of `operation` to the API error a client should see: broker trouble is
@@ -121,7 +123,6 @@ pub fn kafka_error(operation: &str, err: &KafkaError) -> ApiError {
                 | RDKafkaErrorCode::OperationTimedOut
                 | RDKafkaErrorCode::RequestTimedOut
                 | RDKafkaErrorCode::NetworkException
-                | RDKafkaErrorCode::Transport
                 | RDKafkaErrorCode::Resolve
                 | RDKafkaErrorCode::LeaderNotAvailable
                 | RDKafkaErrorCode::NotLeaderForPartition
@@ -139,7 +140,9 @@ pub fn kafka_error(operation: &str, err: &KafkaError) -> ApiError {
     if unavailable {
         ApiError::unavailable(
             "KAFKA_UNAVAILABLE",
-            format!("the Kafka cluster did not answer {operation}: {err}; check that the brokers in kafka.bootstrap_servers are up, then retry"),
+            format!(
+                "the Kafka cluster did not answer {operation}: {err}; check that the brokers in kafka.bootstrap_servers are up, then retry"
+            ),
         )
     } else {
         ApiError::internal(format!("kafka {operation}: {err}"))

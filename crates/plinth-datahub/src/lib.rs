@@ -7,7 +7,8 @@
 //! Map: [`api`] serves `plinth.datahub.v1` over gRPC; [`topics`] owns topic bindings (SQL via [`store`])
 //! and the Kafka admin calls; [`produce`] validates and writes; [`subscribe`] runs consumer-group
 //! streams and routes commits; [`lake`] runs sinks and reads datasets, [`flight`] serves them over Arrow
-//! Flight; [`schemas`] is the cached registry client; [`kafka`] builds librdkafka clients from
+//! Flight; the cached registry client is
+//! `plinth_schema_registry::client`; [`kafka`] builds librdkafka clients from
 //! [`config`]; [`domain`] holds the pure rules (wire format, lake schema, file naming).
 
 pub mod api;
@@ -19,7 +20,7 @@ pub mod kafka;
 pub mod lake;
 pub mod local_broker;
 pub mod produce;
-pub mod schemas;
+
 pub mod store;
 pub mod subscribe;
 pub mod topics;
@@ -27,7 +28,7 @@ pub mod topics;
 mod service;
 
 pub use crate::config::Config;
-// pub use crate::service::{BoundDataHub, StartError, bind, run};
+pub use crate::service::{BoundDataHub, StartError, bind, run};
 
 /// The service name used in logs, metrics and traces.
 pub const SERVICE_NAME: &str = "datahub";

@@ -1,1 +1,551 @@
-//! In progress.
+//! Validated produce: every record is checked against its topic's subject with the registry client's
+//! cached validators, framed in the Confluent wire format, and written by one idempotent `acks=all`
+//! producer. A call answers only after the broker acknowledged every record it wrote.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plinth_proto::datahub::v1 as pb;
+use plinth_proto::ids::TopicName;
+use plinth_runtime::error::ApiError;
+use plinth_schema_registry::client::{RegistryClient, SubjectSchema};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+
+use crate::config::{KafkaConfig, ProduceConfig};
+use crate::domain::wire_format;
+use crate::error::required;
+use crate::kafka::{kafka_error, producer_config};
+use crate::store::TopicRow;
+use crate::topics::Topics;
+
+/// The most errors a ProduceStream summary lists.
+const MAX_STREAM_ERRORS: usize = 1000;
+/// Records a ProduceStream may have in flight before it waits for the oldest batch's acknowledgements.
+const MAX_STREAM_IN_FLIGHT: usize = 200_000;
+
+/// The produce side of the gateway.
+pub struct Producer {
+    producer: FutureProducer,
+    topics: Arc<Topics>,
+    registry: Arc<RegistryClient>,
+    limits: ProduceConfig,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").finish_non_exhaustive()
+    }
+}
+
+/// A record that passed validation, framed and ready to send.
+struct Framed {
+    index: usize,
+    key: Option<Vec<u8>>,
+    value: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+    partition: Option<i32>,
+    timestamp_ms: Option<i64>,
+}
+
+/// A batch validated: the records to write and the errors of the others.
+struct Checked {
+    topic: TopicName,
+    schema_id: plinth_proto::ids::SchemaId,
+    framed: Vec<Framed>,
+    errors: Vec<pb::RecordError>,
+    count: usize,
+    rejected_whole: bool,
+}
+
+/// A batch whose records are handed to the producer; awaiting it yields the acknowledgements.
+struct InFlight {
+    checked_errors: Vec<pb::RecordError>,
+    count: usize,
+    rejected_whole: bool,
+    schema_id: plinth_proto::ids::SchemaId,
+    topic: TopicName,
+    deliveries: Vec<(usize, DeliveryFuture)>,
+}
+
+fn violation(
+    instance_path: &str,
+    schema_path: &str,
+    message: impl Into<String>,
+) -> pb::RecordViolation {
+    pb::RecordViolation {
+        instance_path: instance_path.to_owned(),
+        schema_path: schema_path.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn record_error(
+    index: usize,
+    kind: pb::RecordErrorKind,
+    violations: Vec<pb::RecordViolation>,
+) -> pb::RecordError {
+    pb::RecordError {
+        index: u32::try_from(index).unwrap_or(u32::MAX),
+        kind: kind.into(),
+        violations,
+    }
+}
+
+/// Parses `text` as JSON and validates it; the error kind names key or value.
+fn check_json(
+    text: &[u8],
+    schema: &SubjectSchema,
+    invalid_json: pb::RecordErrorKind,
+    violation_kind: pb::RecordErrorKind,
+) -> Result<(), (pb::RecordErrorKind, Vec<pb::RecordViolation>)> {
+    let document: serde_json::Value = serde_json::from_slice(text).map_err(|err| {
+        (
+            invalid_json,
+            vec![violation(
+                "",
+                "",
+                format!(
+                    "not JSON text: {err} (line {}, column {})",
+                    err.line(),
+                    err.column()
+                ),
+            )],
+        )
+    })?;
+    let errors = schema.schema.validator.validate(&document);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err((
+        violation_kind,
+        errors
+            .into_iter()
+            .map(|err| violation(&err.instance_path, &err.schema_path, err.message))
+            .collect(),
+    ))
+}
+
+impl Producer {
+    /// Creates the idempotent producer; it connects on first use.
+    pub fn new(
+        kafka: &KafkaConfig,
+        limits: ProduceConfig,
+        topics: Arc<Topics>,
+        registry: Arc<RegistryClient>,
+    ) -> Result<Self, ApiError> {
+        let producer: FutureProducer = producer_config(kafka)?.create().map_err(|err| {
+            ApiError::failed_precondition(
+                "KAFKA_CONFIG_INVALID",
+                format!("the [kafka] settings are not accepted by librdkafka: {err}"),
+            )
+        })?;
+        Ok(Self {
+            producer,
+            topics,
+            registry,
+            limits,
+            timeout: kafka.request_timeout,
+        })
+    }
+
+    /// Produce: validates the batch, writes the valid records (all or, with `accept_partial`, those that
+    /// passed) and answers with one result per record after the broker acknowledged them.
+    pub async fn produce(&self, batch: pb::ProduceBatch) -> Result<pb::ProduceResponse, ApiError> {
+        let checked = self.check(batch).await?;
+        let in_flight = self.send(checked).await?;
+        let (results, written) = self.settle(in_flight).await?;
+        Ok(pb::ProduceResponse {
+            results,
+            written_count: u32::try_from(written).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// ProduceStream: each batch with Produce's rules; batches are written without waiting for the
+    /// previous one's acknowledgements, and the summary comes after all of them.
+    pub async fn produce_stream(
+        &self,
+        mut batches: impl futures::Stream<Item = Result<pb::ProduceStreamRequest, tonic::Status>>
+        + Unpin,
+    ) -> Result<pb::ProduceStreamResponse, ApiError> {
+        use futures::StreamExt as _;
+        let mut summary = pb::ProduceStreamResponse::default();
+        let mut ranges: BTreeMap<(TopicName, i32), (i64, i64)> = BTreeMap::new();
+        let mut pending: VecDeque<(u32, InFlight)> = VecDeque::new();
+        let mut pending_records = 0usize;
+        let mut batch_index: u32 = 0;
+        while let Some(message) = batches.next().await {
+            let message = message.map_err(|status| ApiError::from_status(&status))?;
+            let batch = message
+                .batch
+                .ok_or_else(|| required("batch", "send one batch per stream message"))?;
+            summary.batch_count += 1;
+            let index = batch_index;
+            batch_index = batch_index.saturating_add(1);
+            let checked = self.check(batch).await?;
+            let in_flight = self.send(checked).await?;
+            pending_records += in_flight.deliveries.len();
+            pending.push_back((index, in_flight));
+            while pending_records > MAX_STREAM_IN_FLIGHT
+                && let Some((index, oldest)) = pending.pop_front()
+            {
+                pending_records -= oldest.deliveries.len();
+                self.settle_into(index, oldest, &mut summary, &mut ranges)
+                    .await?;
+            }
+        }
+        while let Some((index, oldest)) = pending.pop_front() {
+            self.settle_into(index, oldest, &mut summary, &mut ranges)
+                .await?;
+        }
+        summary.written = ranges
+            .into_iter()
+            .map(|((topic, partition), (first, last))| pb::WrittenRange {
+                topic: Some(topic),
+                partition,
+                first_offset: first,
+                last_offset: last,
+            })
+            .collect();
+        Ok(summary)
+    }
+
+    async fn settle_into(
+        &self,
+        batch_index: u32,
+        in_flight: InFlight,
+        summary: &mut pb::ProduceStreamResponse,
+        ranges: &mut BTreeMap<(TopicName, i32), (i64, i64)>,
+    ) -> Result<(), ApiError> {
+        let topic = in_flight.topic.clone();
+        let rejected_whole = in_flight.rejected_whole;
+        let (results, written) = self.settle(in_flight).await?;
+        for result in results {
+            match result.outcome {
+                Some(pb::record_result::Outcome::Ack(ack)) => {
+                    let range = ranges
+                        .entry((topic.clone(), ack.partition))
+                        .or_insert((ack.offset, ack.offset));
+                    range.0 = range.0.min(ack.offset);
+                    range.1 = range.1.max(ack.offset);
+                }
+                Some(pb::record_result::Outcome::Error(error)) => {
+                    summary.rejected_count += 1;
+                    if error.kind() == pb::RecordErrorKind::BatchRejected {
+                        continue;
+                    }
+                    if summary.errors.len() < MAX_STREAM_ERRORS {
+                        summary.errors.push(pb::BatchRecordError {
+                            batch_index,
+                            error: Some(error),
+                        });
+                    } else {
+                        summary.errors_truncated = true;
+                    }
+                }
+                None => {}
+            }
+        }
+        if rejected_whole {
+            summary.rejected_batches.push(batch_index);
+        }
+        summary.written_count += written as u64;
+        Ok(())
+    }
+
+    /// Looks up the binding and schemas and validates every record.
+    async fn check(&self, batch: pb::ProduceBatch) -> Result<Checked, ApiError> {
+        let topic = batch
+            .topic
+            .clone()
+            .filter(|topic| !topic.as_str().is_empty())
+            .ok_or_else(|| required("batch.topic", "name the topic to write to"))?;
+        if batch.records.is_empty() {
+            return Err(required(
+                "batch.records",
+                "send at least one record in a batch",
+            ));
+        }
+        if batch.records.len() > self.limits.max_batch_records {
+            return Err(ApiError::resource_exhausted(
+                "BATCH_TOO_LARGE",
+                format!(
+                    "the batch holds {} records, more than the gateway's limit of {} (produce.max_batch_records); split it",
+                    batch.records.len(),
+                    self.limits.max_batch_records
+                ),
+            )
+            .with_field("batch.records", "too many records"));
+        }
+        let binding = self.topics.binding(&topic).await?;
+        let value_schema = self
+            .registry
+            .resolve(&binding.value_subject, binding.value_version)
+            .await?;
+        let key_schema = match &binding.key_subject {
+            Some(subject) => Some(self.registry.resolve(subject, binding.key_version).await?),
+            None => None,
+        };
+        let count = batch.records.len();
+        let trace =
+            plinth_runtime::telemetry::context_pairs(&plinth_runtime::telemetry::current_context());
+        let mut framed = Vec::with_capacity(count);
+        let mut errors = Vec::new();
+        for (index, record) in batch.records.into_iter().enumerate() {
+            match self.check_record(
+                index,
+                record,
+                &binding,
+                &value_schema,
+                key_schema.as_ref(),
+                &trace,
+            ) {
+                Ok(record) => framed.push(record),
+                Err(error) => errors.push(error),
+            }
+        }
+        let rejected_whole = !errors.is_empty() && !batch.accept_partial;
+        if rejected_whole {
+            for record in &framed {
+                errors.push(record_error(
+                    record.index,
+                    pb::RecordErrorKind::BatchRejected,
+                    Vec::new(),
+                ));
+            }
+            framed.clear();
+        }
+        Ok(Checked {
+            topic,
+            schema_id: value_schema.schema.id,
+            framed,
+            errors,
+            count,
+            rejected_whole,
+        })
+    }
+
+    fn check_record(
+        &self,
+        index: usize,
+        record: pb::ProduceRecord,
+        binding: &TopicRow,
+        value_schema: &SubjectSchema,
+        key_schema: Option<&SubjectSchema>,
+        trace: &[(String, String)],
+    ) -> Result<Framed, pb::RecordError> {
+        let size = record.value.len()
+            + record.key.as_ref().map_or(0, Vec::len)
+            + record
+                .headers
+                .iter()
+                .map(|h| h.key.len() + h.value.len())
+                .sum::<usize>();
+        if size > self.limits.max_record_bytes {
+            return Err(record_error(
+                index,
+                pb::RecordErrorKind::TooLarge,
+                vec![violation(
+                    "",
+                    "",
+                    format!(
+                        "the record is {size} bytes, more than the gateway's limit of {} bytes (produce.max_record_bytes)",
+                        self.limits.max_record_bytes
+                    ),
+                )],
+            ));
+        }
+        if let Some(partition) = record.partition
+            && (partition < 0 || partition >= binding.partition_count)
+        {
+            return Err(record_error(
+                index,
+                pb::RecordErrorKind::UnknownPartition,
+                vec![violation(
+                    "",
+                    "",
+                    format!(
+                        "partition {partition} does not exist; topic `{}` has partitions 0 to {}",
+                        binding.name,
+                        binding.partition_count - 1
+                    ),
+                )],
+            ));
+        }
+        check_json(
+            record.value.as_bytes(),
+            value_schema,
+            pb::RecordErrorKind::InvalidValueJson,
+            pb::RecordErrorKind::ValueSchemaViolation,
+        )
+        .map_err(|(kind, violations)| record_error(index, kind, violations))?;
+        let key = match (key_schema, record.key) {
+            (Some(schema), Some(key)) => {
+                check_json(
+                    &key,
+                    schema,
+                    pb::RecordErrorKind::InvalidKeyJson,
+                    pb::RecordErrorKind::KeySchemaViolation,
+                )
+                .map_err(|(kind, violations)| record_error(index, kind, violations))?;
+                Some(wire_format::encode(schema.schema.id.value, &key))
+            }
+            (Some(_), None) => {
+                return Err(record_error(
+                    index,
+                    pb::RecordErrorKind::InvalidKeyJson,
+                    vec![violation(
+                        "",
+                        "",
+                        format!(
+                            "topic `{}` validates keys against subject `{}`; give the record a JSON key",
+                            binding.name,
+                            binding
+                                .key_subject
+                                .as_ref()
+                                .map(|s| s.as_str())
+                                .unwrap_or_default()
+                        ),
+                    )],
+                ));
+            }
+            (None, key) => key,
+        };
+        let mut headers: Vec<(String, Vec<u8>)> = record
+            .headers
+            .into_iter()
+            .map(|header| (header.key, header.value))
+            .collect();
+        if !headers.iter().any(|(key, _)| key == "traceparent") {
+            headers.extend(
+                trace
+                    .iter()
+                    .map(|(key, value)| (key.clone(), value.as_bytes().to_vec())),
+            );
+        }
+        let timestamp_ms = record
+            .timestamp
+            .map(|ts| ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000));
+        Ok(Framed {
+            index,
+            key,
+            value: wire_format::encode(value_schema.schema.id.value, record.value.as_bytes()),
+            headers,
+            partition: record.partition,
+            timestamp_ms,
+        })
+    }
+
+    /// Hands every framed record to the producer, waiting for queue space when it is full.
+    async fn send(&self, checked: Checked) -> Result<InFlight, ApiError> {
+        let mut deliveries = Vec::with_capacity(checked.framed.len());
+        for record in &checked.framed {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value),
+                });
+            }
+            let mut future_record: FutureRecord<'_, Vec<u8>, Vec<u8>> =
+                FutureRecord::to(checked.topic.as_str())
+                    .payload(&record.value)
+                    .headers(headers);
+            if let Some(key) = &record.key {
+                future_record = future_record.key(key);
+            }
+            if let Some(partition) = record.partition {
+                future_record = future_record.partition(partition);
+            }
+            if let Some(ts) = record.timestamp_ms {
+                future_record = future_record.timestamp(ts);
+            }
+            let started = tokio::time::Instant::now();
+            loop {
+                match self.producer.send_result(future_record) {
+                    Ok(delivery) => {
+                        deliveries.push((record.index, delivery));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        if started.elapsed() > self.timeout {
+                            return Err(ApiError::unavailable(
+                                "PRODUCER_QUEUE_FULL",
+                                "the gateway's producer queue stayed full: the Kafka cluster is not keeping up or is down; retry with backoff",
+                            ));
+                        }
+                        future_record = back;
+                        // Delivery callbacks run on librdkafka's thread; the queue drains as acks arrive.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    Err((err, _)) => return Err(kafka_error("writing a record", &err)),
+                }
+            }
+        }
+        Ok(InFlight {
+            checked_errors: checked.errors,
+            count: checked.count,
+            rejected_whole: checked.rejected_whole,
+            schema_id: checked.schema_id,
+            topic: checked.topic,
+            deliveries,
+        })
+    }
+
+    /// Waits for every acknowledgement and builds the per-record results. Any failed delivery fails the
+    /// whole call with UNAVAILABLE: nothing is reported written that the broker did not acknowledge.
+    async fn settle(
+        &self,
+        in_flight: InFlight,
+    ) -> Result<(Vec<pb::RecordResult>, usize), ApiError> {
+        let mut results: Vec<pb::RecordResult> = vec![pb::RecordResult::default(); in_flight.count];
+        let mut failure: Option<KafkaError> = None;
+        let mut written = 0usize;
+        let acks = futures::future::join_all(
+            in_flight
+                .deliveries
+                .into_iter()
+                .map(|(index, delivery)| async move { (index, delivery.await) }),
+        )
+        .await;
+        for (index, outcome) in acks {
+            match outcome {
+                Ok(Ok(delivery)) => {
+                    written += 1;
+                    if let Some(slot) = results.get_mut(index) {
+                        slot.outcome = Some(pb::record_result::Outcome::Ack(pb::RecordAck {
+                            partition: delivery.partition,
+                            offset: delivery.offset,
+                            schema_id: Some(in_flight.schema_id),
+                        }));
+                    }
+                }
+                Ok(Err((err, _))) => failure = Some(err),
+                Err(_canceled) => failure = Some(KafkaError::Canceled),
+            }
+        }
+        if let Some(err) = failure {
+            let mut error = kafka_error("acknowledging the batch", &err);
+            error.message = format!(
+                "{} ({written} of the batch's records were acknowledged before the failure; a retry may write those again)",
+                error.message
+            );
+            return Err(error);
+        }
+        for error in in_flight.checked_errors {
+            let index = error.index as usize;
+            if let Some(slot) = results.get_mut(index) {
+                slot.outcome = Some(pb::record_result::Outcome::Error(error));
+            }
+        }
+        Ok((results, written))
+    }
+
+    /// Waits until every record handed to the producer is delivered or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) {
+        let _ = self.producer.flush(timeout);
+    }
+}

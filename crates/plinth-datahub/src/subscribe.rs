@@ -1,1 +1,474 @@
-//! In progress.
+//! Subscribe streams and commit routing. Each Subscribe stream is one member of its Kafka consumer group
+//! (a librdkafka consumer of its own), reads the partitions the group assigns it, decodes records from
+//! the Confluent wire format, and sends batches through a bounded channel: a slow client stops the
+//! consumer from polling, and librdkafka's prefetch queue is capped, so memory stays bounded.
+//!
+//! Offsets are committed only by Commit (at least once). Commit goes to a member of the group open on
+//! this replica, which commits as that member; Kafka refuses commits of a group with live members from
+//! anyone else. A client sends Commit on the channel its Subscribe stream uses, so it reaches the same
+//! replica.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use plinth_proto::datahub::v1 as pb;
+use plinth_proto::ids::{SchemaId, TopicName};
+use plinth_runtime::error::ApiError;
+use plinth_schema_registry::client::RegistryClient;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::message::{Headers as _, Message as _};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use crate::config::{KafkaConfig, SubscribeConfig};
+use crate::domain::wire_format;
+use crate::error::required;
+use crate::kafka::{consumer_config, kafka_error, millis};
+use crate::topics::{Topics, timestamp};
+
+/// Where a stream starts on the partitions first assigned to it.
+#[derive(Debug, Clone, Copy)]
+enum Start {
+    Committed,
+    Earliest,
+    Latest,
+    Timestamp(i64),
+}
+
+/// The librdkafka context of one stream: positions newly assigned partitions and tracks the assignment.
+struct StreamContext {
+    start: Start,
+    timeout: Duration,
+    positioned: Mutex<HashSet<(String, i32)>>,
+    assignment: Mutex<HashSet<(String, i32)>>,
+}
+
+impl ClientContext for StreamContext {}
+
+impl ConsumerContext for StreamContext {
+    fn rebalance(
+        &self,
+        base_consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let lock = |m: &Mutex<HashSet<(String, i32)>>| {
+            m.lock()
+                .map(|mut set| std::mem::take(&mut *set))
+                .unwrap_or_default()
+        };
+        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            let _ = lock(&self.assignment);
+            if let Err(err) = base_consumer.unassign() {
+                tracing::warn!(error = %err, "unassigning partitions failed");
+            }
+            return;
+        }
+        let mut positioned = lock(&self.positioned);
+        let fresh: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|elem| (elem.topic().to_owned(), elem.partition()))
+            .filter(|key| !positioned.contains(key))
+            .collect();
+        match self.start {
+            Start::Committed => {}
+            Start::Earliest | Start::Latest => {
+                let offset = if matches!(self.start, Start::Earliest) {
+                    Offset::Beginning
+                } else {
+                    Offset::End
+                };
+                for (topic, partition) in &fresh {
+                    let _ = tpl.set_partition_offset(topic, *partition, offset);
+                }
+            }
+            Start::Timestamp(ms) => {
+                let mut query = TopicPartitionList::new();
+                for (topic, partition) in &fresh {
+                    let _ = query.add_partition_offset(topic, *partition, Offset::Offset(ms));
+                }
+                match base_consumer.offsets_for_times(query, self.timeout) {
+                    Ok(found) => {
+                        for elem in found.elements() {
+                            let offset = match elem.offset() {
+                                Offset::Offset(offset) => Offset::Offset(offset),
+                                _ => Offset::End,
+                            };
+                            let _ =
+                                tpl.set_partition_offset(elem.topic(), elem.partition(), offset);
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "looking up offsets by timestamp failed; starting at the committed offsets");
+                    }
+                }
+            }
+        }
+        positioned.extend(fresh);
+        if let Ok(mut set) = self.positioned.lock() {
+            *set = positioned;
+        }
+        if let Ok(mut set) = self.assignment.lock() {
+            *set = tpl
+                .elements()
+                .iter()
+                .map(|elem| (elem.topic().to_owned(), elem.partition()))
+                .collect();
+        }
+        if let Err(err) = base_consumer.assign(tpl) {
+            tracing::warn!(error = %err, "assigning partitions failed");
+        }
+    }
+}
+
+type GroupConsumer = StreamConsumer<StreamContext>;
+
+/// One open stream, as a group member that Commit can use.
+struct Member {
+    id: u64,
+    consumer: Arc<GroupConsumer>,
+}
+
+/// The Subscribe side of the gateway.
+pub struct Subscriptions {
+    kafka: KafkaConfig,
+    limits: SubscribeConfig,
+    topics: Arc<Topics>,
+    registry: Arc<RegistryClient>,
+    groups: Mutex<HashMap<String, Vec<Member>>>,
+    next_id: std::sync::atomic::AtomicU64,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for Subscriptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriptions").finish_non_exhaustive()
+    }
+}
+
+/// The response stream of one Subscribe call.
+pub type SubscribeStream =
+    tokio_stream::wrappers::ReceiverStream<Result<pb::SubscribeResponse, tonic::Status>>;
+
+impl Subscriptions {
+    /// Streams end when `shutdown` turns true.
+    pub fn new(
+        kafka: KafkaConfig,
+        limits: SubscribeConfig,
+        topics: Arc<Topics>,
+        registry: Arc<RegistryClient>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            kafka,
+            limits,
+            topics,
+            registry,
+            groups: Mutex::new(HashMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+            shutdown,
+        }
+    }
+
+    /// Subscribe: checks the request, joins the group and starts the stream's reader task.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        request: pb::SubscribeRequest,
+    ) -> Result<SubscribeStream, ApiError> {
+        let group = request.consumer_group.trim().to_owned();
+        if group.is_empty() {
+            return Err(required(
+                "consumer_group",
+                "name the consumer group, e.g. `fraud-scorer`",
+            ));
+        }
+        if request.topics.is_empty() {
+            return Err(required("topics", "name at least one topic to read"));
+        }
+        for topic in &request.topics {
+            self.topics.binding(topic).await?;
+        }
+        let start = match request.start_position() {
+            pb::StartPosition::Unspecified | pb::StartPosition::Committed => Start::Committed,
+            pb::StartPosition::Earliest => Start::Earliest,
+            pb::StartPosition::Latest => Start::Latest,
+            pb::StartPosition::Timestamp => {
+                let ts = request.start_timestamp.ok_or_else(|| {
+                    required(
+                        "start_timestamp",
+                        "START_POSITION_TIMESTAMP needs the earliest Kafka timestamp to deliver",
+                    )
+                })?;
+                Start::Timestamp(ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000))
+            }
+        };
+        let batch_size = match request.max_batch_size {
+            0 => self.limits.default_batch_size,
+            n if n > self.limits.max_batch_size => {
+                return Err(ApiError::invalid_argument(
+                    "BATCH_SIZE_TOO_LARGE",
+                    format!(
+                        "`max_batch_size` {n} is above the gateway's limit of {} (subscribe.max_batch_size)",
+                        self.limits.max_batch_size
+                    ),
+                )
+                .with_field("max_batch_size", "too large"));
+            }
+            n => n,
+        } as usize;
+
+        let mut config = consumer_config(&self.kafka, &group)?;
+        // A bounded prefetch: with a slow client the consumer stops polling and this is all it holds.
+        config
+            .set("queued.max.messages.kbytes", "8192")
+            .set("fetch.max.bytes", "8388608")
+            .set("max.poll.interval.ms", "600000");
+        let context = StreamContext {
+            start,
+            timeout: self.kafka.request_timeout,
+            positioned: Mutex::default(),
+            assignment: Mutex::default(),
+        };
+        let consumer: GroupConsumer = config.create_with_context(context).map_err(|err| {
+            ApiError::failed_precondition(
+                "KAFKA_CONFIG_INVALID",
+                format!("the [kafka] settings are not accepted by librdkafka: {err}"),
+            )
+        })?;
+        let names: Vec<&str> = request.topics.iter().map(TopicName::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|err| kafka_error("subscribing", &err))?;
+        let consumer = Arc::new(consumer);
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.lock_groups()
+            .entry(group.clone())
+            .or_default()
+            .push(Member {
+                id,
+                consumer: consumer.clone(),
+            });
+        let (sender, receiver) = mpsc::channel(self.limits.buffered_batches);
+        let this = self.clone();
+        let max_wait = self.limits.max_wait;
+        tokio::spawn(async move {
+            let outcome = this
+                .read_loop(&consumer, &sender, batch_size, max_wait)
+                .await;
+            if let Err(error) = outcome {
+                let _ = sender.send(Err(error.into())).await;
+            }
+            this.leave(&group, id, consumer).await;
+        });
+        Ok(SubscribeStream::new(receiver))
+    }
+
+    fn lock_groups(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Member>>> {
+        self.groups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Reads records into batches until the client goes away or the gateway stops.
+    async fn read_loop(
+        &self,
+        consumer: &GroupConsumer,
+        sender: &mpsc::Sender<Result<pb::SubscribeResponse, tonic::Status>>,
+        batch_size: usize,
+        max_wait: Duration,
+    ) -> Result<(), ApiError> {
+        let mut shutdown = self.shutdown.clone();
+        let mut batch: Vec<pb::ConsumedRecord> = Vec::with_capacity(batch_size);
+        loop {
+            let deadline = tokio::time::sleep(if batch.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                max_wait
+            });
+            tokio::select! {
+                _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => return Ok(()),
+                () = sender.closed() => return Ok(()),
+                () = deadline => {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                    if sender.send(Ok(pb::SubscribeResponse { records: full })).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                message = consumer.recv() => {
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(err) => {
+                            // Transient broker trouble: librdkafka reconnects by itself; keep reading.
+                            tracing::warn!(error = %err, "consumer error");
+                            continue;
+                        }
+                    };
+                    batch.push(self.decode(&message).await?);
+                    if batch.len() >= batch_size {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                        if sender.send(Ok(pb::SubscribeResponse { records: full })).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decodes one record: strips the wire-format prefix and names the value schema's version.
+    async fn decode(
+        &self,
+        message: &rdkafka::message::BorrowedMessage<'_>,
+    ) -> Result<pb::ConsumedRecord, ApiError> {
+        let topic = TopicName::new(message.topic());
+        let binding = self.topics.binding(&topic).await?;
+        let mut record = pb::ConsumedRecord {
+            topic: Some(topic.clone()),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis().map(timestamp),
+            ..Default::default()
+        };
+        record.key = message.key().map(|key| {
+            if binding.key_subject.is_some()
+                && let Ok((_, payload)) = wire_format::decode(key)
+            {
+                return payload.to_vec();
+            }
+            key.to_vec()
+        });
+        if let Some(payload) = message.payload() {
+            let (id, body) = match wire_format::decode(payload) {
+                Ok((id, body)) => (Some(SchemaId::new(id)), body),
+                // Written by a client that does not frame records: delivered as written, without an id.
+                Err(_) => (None, payload),
+            };
+            let text = std::str::from_utf8(body).map_err(|_| {
+                ApiError::failed_precondition(
+                    "RECORD_NOT_JSON",
+                    format!(
+                        "the record at {topic}/{}@{} is not UTF-8 JSON text; it was not written through the gateway or a Confluent JSON serializer. Skip it by committing offset {} for that partition",
+                        message.partition(),
+                        message.offset(),
+                        message.offset() + 1
+                    ),
+                )
+            })?;
+            record.value = Some(text.to_owned());
+            if let Some(id) = id {
+                record.schema_id = Some(id);
+                record.schema_version = self
+                    .registry
+                    .version_of(&binding.value_subject, id)
+                    .await
+                    .unwrap_or(None)
+                    .unwrap_or(0);
+            }
+        }
+        if let Some(headers) = message.headers() {
+            record.headers = headers
+                .iter()
+                .map(|header| pb::Header {
+                    key: header.key.to_owned(),
+                    value: header.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                })
+                .collect();
+        }
+        Ok(record)
+    }
+
+    /// Removes a member and closes its consumer off the async runtime (closing leaves the group).
+    async fn leave(&self, group: &str, id: u64, consumer: Arc<GroupConsumer>) {
+        {
+            let mut groups = self.lock_groups();
+            if let Some(members) = groups.get_mut(group) {
+                members.retain(|member| member.id != id);
+                if members.is_empty() {
+                    groups.remove(group);
+                }
+            }
+        }
+        let closing = tokio::task::spawn_blocking(move || {
+            consumer.unsubscribe();
+            drop(consumer);
+        });
+        if tokio::time::timeout(Duration::from_secs(10), closing)
+            .await
+            .is_err()
+        {
+            tracing::warn!(group, "a consumer did not close within 10 s");
+        }
+    }
+
+    /// Commit: commits the offsets as a member of the group open on this replica.
+    pub async fn commit(&self, request: pb::CommitRequest) -> Result<pb::CommitResponse, ApiError> {
+        let group = request.consumer_group.trim().to_owned();
+        if group.is_empty() {
+            return Err(required("consumer_group", "name the consumer group"));
+        }
+        if request.offsets.is_empty() {
+            return Err(required("offsets", "list the offsets to commit"));
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (index, offset) in request.offsets.iter().enumerate() {
+            let topic = offset
+                .topic
+                .as_ref()
+                .filter(|t| !t.as_str().is_empty())
+                .ok_or_else(|| required(&format!("offsets[{index}].topic"), "name the topic"))?;
+            if offset.partition < 0 || offset.offset < 0 {
+                return Err(ApiError::invalid_argument(
+                    "INVALID_OFFSET",
+                    format!("offsets[{index}]: partition and offset must be >= 0; commit the last processed record's offset + 1"),
+                )
+                .with_field(format!("offsets[{index}]"), "negative"));
+            }
+            tpl.add_partition_offset(
+                topic.as_str(),
+                offset.partition,
+                Offset::Offset(offset.offset),
+            )
+            .map_err(|err| ApiError::invalid_argument("INVALID_OFFSET", err.to_string()))?;
+        }
+        let consumer = {
+            let groups = self.lock_groups();
+            groups
+                .get(&group)
+                .and_then(|members| members.first())
+                .map(|member| member.consumer.clone())
+        };
+        let Some(consumer) = consumer else {
+            return Err(ApiError::failed_precondition(
+                "NO_OPEN_STREAM",
+                format!("no Subscribe stream of group `{group}` is open on this gateway replica; commit while the stream is open, on the same channel (connection) as the stream"),
+            )
+            .with_metadata("consumer_group", group));
+        };
+        let timeout = self.kafka.request_timeout;
+        let committed = tokio::task::spawn_blocking(move || {
+            let _ = millis(timeout);
+            consumer.commit(&tpl, CommitMode::Sync)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+        committed.map_err(|err| match err.rdkafka_error_code() {
+            Some(
+                rdkafka::types::RDKafkaErrorCode::RebalanceInProgress
+                | rdkafka::types::RDKafkaErrorCode::IllegalGeneration
+                | rdkafka::types::RDKafkaErrorCode::UnknownMemberId,
+            ) => ApiError::conflict(
+                "GROUP_REBALANCING",
+                format!("group `{group}` is rebalancing, so the commit was refused ({err}); the partitions may have moved to another member: keep reading and commit again"),
+            ),
+            _ => kafka_error("committing offsets", &err),
+        })?;
+        Ok(pb::CommitResponse {
+            offsets: request.offsets,
+        })
+    }
+}

@@ -54,11 +54,13 @@ pub struct RegistryClient {
 
 /// A lock was poisoned by a panic elsewhere; the cache is only ever a copy, so keep going.
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl RegistryClient {
@@ -86,18 +88,20 @@ impl RegistryClient {
     ) -> Result<SubjectSchema, ApiError> {
         match version {
             Some(version) => {
-                if let Some(found) = read(&self.pinned).get(&(subject.clone(), version)) {
-                    return Ok(found.clone());
+                let known = read(&self.pinned).get(&(subject.clone(), version)).cloned();
+                if let Some(found) = known {
+                    return Ok(found);
                 }
                 let found = self.fetch_version(subject, version).await?;
                 write(&self.pinned).insert((subject.clone(), version), found.clone());
                 Ok(found)
             }
             None => {
-                if let Some((at, found)) = read(&self.latest).get(subject)
+                let known = read(&self.latest).get(subject).cloned();
+                if let Some((at, found)) = known
                     && at.elapsed() < self.latest_ttl
                 {
-                    return Ok(found.clone());
+                    return Ok(found);
                 }
                 let found = self.fetch_version(subject, -1).await?;
                 write(&self.latest).insert(subject.clone(), (Instant::now(), found.clone()));
@@ -113,8 +117,9 @@ impl RegistryClient {
 
     /// The schema with global id `id`. NOT_FOUND when no schema has it.
     pub async fn by_id(&self, id: SchemaId) -> Result<Arc<RegisteredSchema>, ApiError> {
-        if let Some(found) = read(&self.by_id).get(&id.value) {
-            return Ok(found.clone());
+        let known = read(&self.by_id).get(&id.value).cloned();
+        if let Some(found) = known {
+            return Ok(found);
         }
         let response = self
             .client
@@ -128,10 +133,15 @@ impl RegistryClient {
     }
 
     /// The version of `subject` that holds schema `id`, or `None` when the subject does not hold it.
-    pub async fn version_of(&self, subject: &Subject, id: SchemaId) -> Result<Option<i32>, ApiError> {
+    pub async fn version_of(
+        &self,
+        subject: &Subject,
+        id: SchemaId,
+    ) -> Result<Option<i32>, ApiError> {
         let key = (subject.clone(), id.value);
-        if let Some(found) = read(&self.usages).get(&key) {
-            return Ok(*found);
+        let known = read(&self.usages).get(&key).copied();
+        if let Some(found) = known {
+            return Ok(found);
         }
         let response = self
             .client
@@ -182,8 +192,9 @@ impl RegistryClient {
             .into_inner();
         let found = response.version.ok_or_else(|| missing("version"))?;
         let id = found.id.ok_or_else(|| missing("version.id"))?;
-        let schema = match read(&self.by_id).get(&id.value) {
-            Some(known) => known.clone(),
+        let known = read(&self.by_id).get(&id.value).cloned();
+        let schema = match known {
+            Some(known) => known,
             None => {
                 let document = found.schema.ok_or_else(|| missing("version.schema"))?;
                 self.compile(id, &document).await?
@@ -211,8 +222,8 @@ impl RegistryClient {
             ApiError::internal(format!("registered schema id {id} does not parse: {err}"))
         })?;
         let references = self.resolve_references(&schema.references).await?;
-        let validator =
-            CompiledValidator::compile(&parsed.value, parsed.draft, references).map_err(|err| {
+        let validator = CompiledValidator::compile(&parsed.value, parsed.draft, references)
+            .map_err(|err| {
                 ApiError::internal(format!("registered schema id {id} does not compile: {err}"))
             })?;
         let registered = Arc::new(RegisteredSchema {
@@ -280,16 +291,25 @@ fn registry_error(status: &tonic::Status, what: &str) -> ApiError {
     match inner.code {
         ErrorCode::NotFound => ApiError::not_found(
             inner.reason.clone(),
-            format!("{what} is not registered in the schema registry ({}); register it first with `plinth schema register`", inner.message),
+            format!(
+                "{what} is not registered in the schema registry ({}); register it first with `plinth schema register`",
+                inner.message
+            ),
         ),
         ErrorCode::PermissionDenied | ErrorCode::Unauthenticated => ApiError::new(
             ErrorCode::FailedPrecondition,
             "REGISTRY_ACCESS_DENIED",
-            format!("the schema registry refused the gateway's token ({}); give the gateway a token with the read role (registry.token)", inner.message),
+            format!(
+                "the schema registry refused the gateway's token ({}); give the gateway a token with the read role (registry.token)",
+                inner.message
+            ),
         ),
         _ => ApiError::unavailable(
             "REGISTRY_UNAVAILABLE",
-            format!("the schema registry did not answer for {what}: {}; check registry.url and that the registry is running", status.message()),
+            format!(
+                "the schema registry did not answer for {what}: {}; check registry.url and that the registry is running",
+                status.message()
+            ),
         ),
     }
 }
