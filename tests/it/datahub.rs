@@ -576,3 +576,110 @@ async fn confluent_kafka_clients_read_and_write_what_the_gateway_does() {
         json!({"order_id": 99, "amount": 9.5})
     );
 }
+
+#[tokio::test]
+async fn keys_are_validated_against_the_key_subject_and_timestamps_pick_the_start() {
+    let broker = start_broker().await;
+    let registry = RegistryServer::start().await;
+    register_json_schema(&registry, "users-value", &order_schema()).await;
+    register_json_schema(
+        &registry,
+        "users-key",
+        &json!({"type": "object", "properties": {"user": {"type": "string"}}, "required": ["user"]}),
+    )
+    .await;
+    let hub = DataHubServer::start(&registry, &broker.bootstrap_servers()).await;
+    let mut client = hub.client().await;
+    client
+        .create_topic(pb::CreateTopicRequest {
+            name: Some(TopicName::new("users")),
+            value_binding: binding("users-value"),
+            key_binding: binding("users-key"),
+            partition_count: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let keyed = |key: Option<&str>, ms: i64, id: i64| pb::ProduceRecord {
+        key: key.map(|k| k.as_bytes().to_vec()),
+        timestamp: Some(prost_types::Timestamp {
+            seconds: ms / 1000,
+            nanos: 0,
+        }),
+        ..record(&format!(r#"{{"order_id":{id},"amount":1}}"#))
+    };
+    let bad = client
+        .produce(batch(
+            "users",
+            vec![
+                keyed(None, 0, 0),
+                keyed(Some("not json"), 0, 0),
+                keyed(Some(r#"{"user":1}"#), 0, 0),
+            ],
+            true,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let kinds: Vec<pb::RecordErrorKind> = bad
+        .results
+        .iter()
+        .map(|r| match &r.outcome {
+            Some(pb::record_result::Outcome::Error(e)) => e.kind(),
+            other => panic!("expected an error, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            pb::RecordErrorKind::InvalidKeyJson,
+            pb::RecordErrorKind::InvalidKeyJson,
+            pb::RecordErrorKind::KeySchemaViolation,
+        ]
+    );
+
+    let day = 86_400_000_i64;
+    let base = 1_767_225_600_000_i64; // 2026-01-01T00:00:00Z
+    client
+        .produce(batch(
+            "users",
+            (0..4)
+                .map(|i| keyed(Some(r#"{"user":"ada"}"#), base + i * day, i))
+                .collect(),
+            false,
+        ))
+        .await
+        .unwrap();
+    // Keys come back without the wire-format prefix; TIMESTAMP starts at the first record at or after it.
+    let mut stream = client
+        .subscribe(pb::SubscribeRequest {
+            consumer_group: "from-day-two".into(),
+            topics: vec![TopicName::new("users")],
+            start_position: pb::StartPosition::Timestamp.into(),
+            start_timestamp: Some(prost_types::Timestamp {
+                seconds: (base + 2 * day) / 1000,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let records = read_records(&mut stream, 2).await;
+    assert_eq!(records[0].offset, 2);
+    assert_eq!(records[0].key.as_deref(), Some(&br#"{"user":"ada"}"#[..]));
+    assert_eq!(
+        records[0].timestamp.unwrap().seconds,
+        (base + 2 * day) / 1000
+    );
+    let missing_ts = client
+        .subscribe(pb::SubscribeRequest {
+            consumer_group: "g".into(),
+            topics: vec![TopicName::new("users")],
+            start_position: pb::StartPosition::Timestamp.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing_ts.code(), tonic::Code::InvalidArgument);
+}

@@ -43,6 +43,31 @@ struct StreamContext {
     timeout: Duration,
     positioned: Mutex<HashSet<(String, i32)>>,
     assignment: Mutex<HashSet<(String, i32)>>,
+    /// Partitions positioned by timestamp whose first record at or after it has not arrived yet. The
+    /// broker's offset lookup may answer an earlier offset (some brokers answer the partition's start),
+    /// so records before the timestamp are skipped until then, which gives Kafka's semantics either way.
+    before_timestamp: Mutex<HashSet<(String, i32)>>,
+}
+
+impl StreamContext {
+    /// Whether a record at `timestamp_ms` of `topic`/`partition` is delivered under the start rule.
+    fn deliver(&self, topic: &str, partition: i32, timestamp_ms: Option<i64>) -> bool {
+        let Start::Timestamp(start) = self.start else {
+            return true;
+        };
+        let Ok(mut pending) = self.before_timestamp.lock() else {
+            return true;
+        };
+        let key = (topic.to_owned(), partition);
+        if !pending.contains(&key) {
+            return true;
+        }
+        if timestamp_ms.is_some_and(|ts| ts < start) {
+            return false;
+        }
+        pending.remove(&key);
+        true
+    }
 }
 
 impl ClientContext for StreamContext {}
@@ -86,6 +111,9 @@ impl ConsumerContext for StreamContext {
                 }
             }
             Start::Timestamp(ms) => {
+                if let Ok(mut pending) = self.before_timestamp.lock() {
+                    pending.extend(fresh.iter().cloned());
+                }
                 let mut query = TopicPartitionList::new();
                 for (topic, partition) in &fresh {
                     let _ = query.add_partition_offset(topic, *partition, Offset::Offset(ms));
@@ -231,6 +259,7 @@ impl Subscriptions {
             timeout: self.kafka.request_timeout,
             positioned: Mutex::default(),
             assignment: Mutex::default(),
+            before_timestamp: Mutex::default(),
         };
         let consumer: GroupConsumer = config.create_with_context(context).map_err(|err| {
             ApiError::failed_precondition(
@@ -308,6 +337,13 @@ impl Subscriptions {
                             continue;
                         }
                     };
+                    if !consumer.context().deliver(
+                        message.topic(),
+                        message.partition(),
+                        message.timestamp().to_millis(),
+                    ) {
+                        continue;
+                    }
                     batch.push(self.decode(&message).await?);
                     if batch.len() >= batch_size {
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
