@@ -170,6 +170,31 @@ async fn topics_are_bound_to_registered_subjects() {
         .into_inner();
     assert_eq!(listed.topics.len(), 1);
 
+    // A topic a lake sink reads cannot be deleted; the sink goes first, its dataset stays.
+    client
+        .create_lake_sink(pb::CreateLakeSinkRequest {
+            topic: Some(TopicName::new("orders")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let held = client
+        .delete_topic(pb::DeleteTopicRequest {
+            name: Some(TopicName::new("orders")),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(held.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        held.message().contains("plinth lake sink delete"),
+        "{held:?}"
+    );
+    client
+        .delete_lake_sink(pb::DeleteLakeSinkRequest {
+            dataset: Some(plinth_proto::ids::DatasetName::new("orders")),
+        })
+        .await
+        .unwrap();
     client
         .delete_topic(pb::DeleteTopicRequest {
             name: Some(TopicName::new("orders")),
@@ -682,4 +707,80 @@ async fn keys_are_validated_against_the_key_subject_and_timestamps_pick_the_star
         .await
         .unwrap_err();
     assert_eq!(missing_ts.code(), tonic::Code::InvalidArgument);
+}
+
+/// The value of a counter with `topic="<topic>"` in a Prometheus text page (0 when absent).
+fn counter(page: &str, name: &str, topic: &str) -> f64 {
+    page.lines()
+        .filter(|line| line.starts_with(name) && line.contains(&format!("topic=\"{topic}\"")))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_holds_the_consumer_back_and_still_gets_everything() {
+    let broker = start_broker().await;
+    let registry = RegistryServer::start().await;
+    let padded = json!({
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "pad": {"type": "string"}},
+        "required": ["n", "pad"]
+    });
+    register_json_schema(&registry, "slow-value", &padded).await;
+    let hub = DataHubServer::start_with(&registry, &broker.bootstrap_servers(), |config| {
+        config.subscribe.prefetch_bytes = 16 * 1024;
+        config.subscribe.buffered_batches = 2;
+        config.subscribe.default_batch_size = 10;
+    })
+    .await;
+    let mut client = hub.client().await;
+    create_topic(&mut client, "slow", "slow-value", 1).await;
+    // 40 000 records of ~500 bytes: 20 MB, far more than every buffer on the way (the stream's prefetch
+    // and batches, and HTTP/2's flow-control windows, a few MB) holds.
+    const TOTAL: usize = 40_000;
+    let pad = "p".repeat(480);
+    for chunk in 0..40 {
+        let ok = client
+            .produce(batch(
+                "slow",
+                (0..1000)
+                    .map(|i| record(&format!(r#"{{"n":{},"pad":"{pad}"}}"#, chunk * 1000 + i)))
+                    .collect(),
+                false,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(ok.written_count, 1000);
+    }
+    let mut stream = client
+        .subscribe(pb::SubscribeRequest {
+            consumer_group: "slow-reader".into(),
+            topics: vec![TopicName::new("slow")],
+            start_position: pb::StartPosition::Earliest.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = read_records(&mut stream, 1).await;
+    // The client stops reading; the gateway fills its bounded buffers and then stops reading Kafka.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics_url = format!("http://{}/metrics", hub.http);
+    let page = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let consumed = counter(&page, "plinth_datahub_records_consumed_total", "slow");
+    assert!(consumed >= 1.0, "the stream read something: {consumed}");
+    assert!(
+        consumed < (TOTAL * 3 / 4) as f64,
+        "a stalled client must hold the consumer back, but {consumed} of {TOTAL} records were read"
+    );
+    // Reading again delivers every record, in order, once.
+    let rest = read_records(&mut stream, TOTAL - first.len()).await;
+    let offsets: Vec<i64> = first.iter().chain(&rest).map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..TOTAL as i64).collect::<Vec<_>>());
 }

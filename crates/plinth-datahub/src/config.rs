@@ -378,6 +378,9 @@ pub struct SubscribeConfig {
     /// How long a partial batch waits for more records before it is sent.
     #[serde(with = "plinth_runtime::config::duration")]
     pub max_wait: Duration,
+    /// The most bytes librdkafka prefetches per stream (`queued.max.messages.kbytes`): with the buffered
+    /// batches, what a stream holds while its client is slow.
+    pub prefetch_bytes: usize,
 }
 
 impl Default for SubscribeConfig {
@@ -387,6 +390,7 @@ impl Default for SubscribeConfig {
             max_batch_size: 10_000,
             buffered_batches: 4,
             max_wait: Duration::from_millis(100),
+            prefetch_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -396,10 +400,11 @@ impl Validate for SubscribeConfig {
         if self.default_batch_size == 0
             || self.max_batch_size < self.default_batch_size
             || self.buffered_batches == 0
+            || self.prefetch_bytes < 1024
         {
             return Err(invalid(
                 "subscribe.default_batch_size",
-                "default_batch_size and buffered_batches must be > 0 and max_batch_size >= default_batch_size",
+                "default_batch_size and buffered_batches must be > 0, max_batch_size >= default_batch_size and prefetch_bytes >= 1024",
             ));
         }
         Ok(())

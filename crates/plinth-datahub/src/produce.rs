@@ -21,6 +21,11 @@ use crate::kafka::{kafka_error, producer_config};
 use crate::store::TopicRow;
 use crate::topics::Topics;
 
+/// Records the broker acknowledged (counter, label `topic`).
+pub const RECORDS_PRODUCED: &str = "plinth_datahub_records_produced_total";
+/// Records not written (counter, labels `topic` and `kind`: the `RecordErrorKind`).
+pub const RECORDS_REJECTED: &str = "plinth_datahub_records_rejected_total";
+
 /// The most errors a ProduceStream summary lists.
 const MAX_STREAM_ERRORS: usize = 1000;
 /// Records a ProduceStream may have in flight before it waits for the oldest batch's acknowledgements.
@@ -535,7 +540,15 @@ impl Producer {
             );
             return Err(error);
         }
+        metrics::counter!(RECORDS_PRODUCED, "topic" => in_flight.topic.as_str().to_owned())
+            .increment(written as u64);
         for error in in_flight.checked_errors {
+            metrics::counter!(
+                RECORDS_REJECTED,
+                "topic" => in_flight.topic.as_str().to_owned(),
+                "kind" => error.kind().as_str_name()
+            )
+            .increment(1);
             let index = error.index as usize;
             if let Some(slot) = results.get_mut(index) {
                 slot.outcome = Some(pb::record_result::Outcome::Error(error));

@@ -28,6 +28,11 @@ use crate::error::required;
 use crate::kafka::{consumer_config, kafka_error, millis};
 use crate::topics::{Topics, timestamp};
 
+/// Records read from Kafka by Subscribe streams (counter, label `topic`).
+pub const RECORDS_CONSUMED: &str = "plinth_datahub_records_consumed_total";
+/// Open Subscribe streams (gauge).
+pub const OPEN_STREAMS: &str = "plinth_datahub_subscribe_streams";
+
 /// Where a stream starts on the partitions first assigned to it.
 #[derive(Debug, Clone, Copy)]
 enum Start {
@@ -250,9 +255,15 @@ impl Subscriptions {
 
         let mut config = consumer_config(&self.kafka, &group)?;
         // A bounded prefetch: with a slow client the consumer stops polling and this is all it holds.
+        let prefetch_kb = (self.limits.prefetch_bytes / 1024).max(1);
         config
-            .set("queued.max.messages.kbytes", "8192")
-            .set("fetch.max.bytes", "8388608")
+            .set("queued.max.messages.kbytes", prefetch_kb.to_string())
+            // librdkafka requires fetch.max.bytes >= message.max.bytes (1 MB by default).
+            .set(
+                "fetch.max.bytes",
+                self.limits.prefetch_bytes.max(1_048_576).to_string(),
+            )
+            .set("queued.min.messages", "1")
             .set("max.poll.interval.ms", "600000");
         let context = StreamContext {
             start,
@@ -282,6 +293,7 @@ impl Subscriptions {
                 id,
                 consumer: consumer.clone(),
             });
+        metrics::gauge!(OPEN_STREAMS).increment(1);
         let (sender, receiver) = mpsc::channel(self.limits.buffered_batches);
         let this = self.clone();
         let max_wait = self.limits.max_wait;
@@ -344,6 +356,7 @@ impl Subscriptions {
                     ) {
                         continue;
                     }
+                    metrics::counter!(RECORDS_CONSUMED, "topic" => message.topic().to_owned()).increment(1);
                     batch.push(self.decode(&message).await?);
                     if batch.len() >= batch_size {
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
@@ -420,6 +433,7 @@ impl Subscriptions {
 
     /// Removes a member and closes its consumer off the async runtime (closing leaves the group).
     async fn leave(&self, group: &str, id: u64, consumer: Arc<GroupConsumer>) {
+        metrics::gauge!(OPEN_STREAMS).decrement(1);
         {
             let mut groups = self.lock_groups();
             if let Some(members) = groups.get_mut(group) {
