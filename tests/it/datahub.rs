@@ -784,3 +784,74 @@ async fn a_slow_subscriber_holds_the_consumer_back_and_still_gets_everything() {
     let offsets: Vec<i64> = first.iter().chain(&rest).map(|r| r.offset).collect();
     assert_eq!(offsets, (0..TOTAL as i64).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn a_pinned_topic_keeps_its_version_and_an_unpinned_one_follows_the_latest() {
+    let broker = start_broker().await;
+    let registry = RegistryServer::start().await;
+    register_json_schema(&registry, "pay-value", &order_schema()).await;
+    let hub = DataHubServer::start_with(&registry, &broker.bootstrap_servers(), |config| {
+        config.registry.latest_ttl = Duration::from_millis(1);
+    })
+    .await;
+    let mut client = hub.client().await;
+    create_topic(&mut client, "pay-latest", "pay-value", 1).await;
+    client
+        .create_topic(pb::CreateTopicRequest {
+            name: Some(TopicName::new("pay-pinned")),
+            value_binding: Some(pb::SchemaBinding {
+                subject: Some(Subject::new("pay-value")),
+                pinned_version: Some(1),
+            }),
+            partition_count: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let pinned_to_missing = client
+        .create_topic(pb::CreateTopicRequest {
+            name: Some(TopicName::new("pay-nine")),
+            value_binding: Some(pb::SchemaBinding {
+                subject: Some(Subject::new("pay-value")),
+                pinned_version: Some(9),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(pinned_to_missing.code(), tonic::Code::NotFound);
+
+    // Version 2 adds an optional field (compatible under BACKWARD for a closed model).
+    let mut v2 = order_schema();
+    v2["properties"]["currency"] = json!({"type": "string"});
+    let v2_id = register_json_schema(&registry, "pay-value", &v2).await;
+    let with_currency = r#"{"order_id":1,"amount":1,"currency":"EUR"}"#;
+
+    let latest = client
+        .produce(batch("pay-latest", vec![record(with_currency)], false))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::record_result::Outcome::Ack(ack)) = &latest.results[0].outcome else {
+        panic!("the unpinned topic validates against version 2: {latest:?}");
+    };
+    assert_eq!(ack.schema_id.unwrap().value, v2_id);
+
+    let pinned = client
+        .produce(batch("pay-pinned", vec![record(with_currency)], false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        pinned.written_count, 0,
+        "version 1 is closed: `currency` is not allowed"
+    );
+    let described = client
+        .describe_topic(pb::DescribeTopicRequest {
+            name: Some(TopicName::new("pay-pinned")),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(described.value_schema.unwrap().version, 1);
+}

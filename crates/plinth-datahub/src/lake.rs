@@ -9,11 +9,11 @@
 //!
 //! One writer per dataset: sinks are leased (SQL, `datahub_lake_sinks.owner/lease_until_ms`). A
 //! supervisor renews the leases of RUNNING sinks every [`SUPERVISE_INTERVAL`] and runs a task for each
-//! lease it holds; a sink task writes a file only while its lease holds [`sink`]'s safety margin longer.
+//! lease it holds; a sink task writes a file only while its lease holds `sink`'s safety margin longer.
 //! Flight writes go only to datasets without a sink.
 //!
-//! Start reading at [`sink`] (the sink task and why a crash neither loses nor duplicates a record) and
-//! [`dataset`] (file kinds and reading).
+//! Start reading at `sink` (the sink task and why a crash neither loses nor duplicates a record) and
+//! `dataset` (file kinds and reading).
 
 mod dataset;
 mod location;

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::config::{KafkaConfig, SubscribeConfig};
 use crate::domain::wire_format;
 use crate::error::required;
-use crate::kafka::{consumer_config, kafka_error, millis};
+use crate::kafka::{consumer_config, kafka_error};
 use crate::topics::{Topics, timestamp};
 
 /// Records read from Kafka by Subscribe streams (counter, label `topic`).
@@ -500,12 +500,20 @@ impl Subscriptions {
             .with_metadata("consumer_group", group));
         };
         let timeout = self.kafka.request_timeout;
-        let committed = tokio::task::spawn_blocking(move || {
-            let _ = millis(timeout);
-            consumer.commit(&tpl, CommitMode::Sync)
-        })
-        .await
-        .map_err(ApiError::internal)?;
+        let committing =
+            tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync));
+        let committed = tokio::time::timeout(timeout, committing)
+            .await
+            .map_err(|_| {
+                ApiError::unavailable(
+                    "COMMIT_TIMED_OUT",
+                    format!(
+                        "the Kafka cluster did not confirm the commit within {}; the offsets may or may not be committed: commit again",
+                        plinth_runtime::config::duration::format(timeout)
+                    ),
+                )
+            })?
+            .map_err(ApiError::internal)?;
         committed.map_err(|err| match err.rdkafka_error_code() {
             Some(
                 rdkafka::types::RDKafkaErrorCode::RebalanceInProgress
