@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use plinth_proto::ids::{DatasetName, Subject, TopicName};
 use plinth_runtime::error::ApiError;
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 const SCHEMA: &[&str] = &[
@@ -142,38 +142,7 @@ impl Store {
         max_connections: u32,
         connect_timeout: Duration,
     ) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
-        let mut connect_url = url.to_owned();
-        if sqlite && !connect_url.contains("mode=") && !connect_url.contains(":memory:") {
-            connect_url.push_str(if connect_url.contains('?') {
-                "&mode=rwc"
-            } else {
-                "?mode=rwc"
-            });
-        }
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite {
-                max_connections.min(4)
-            } else {
-                max_connections
-            })
-            .acquire_timeout(connect_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if sqlite {
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&connect_url)
-            .await?;
+        let pool = plinth_runtime::database::connect(url, max_connections, connect_timeout).await?;
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }

@@ -15,6 +15,7 @@ pub mod allocator;
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod server;
 pub mod telemetry;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plinth_proto::ids::{SchemaId, Subject};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use tokio::sync::Mutex;
 
@@ -56,13 +56,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Which database the store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// SQLite (embedded).
-    Sqlite,
-    /// PostgreSQL (production, several replicas).
-    Postgres,
-}
+pub use plinth_runtime::database::Backend;
 
 /// One version row of a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,48 +132,8 @@ impl Store {
         max_connections: u32,
         connect_timeout: Duration,
     ) -> StoreResult<Self> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        };
-        let mut connect_url = url.to_owned();
-        if backend == Backend::Sqlite
-            && !connect_url.contains("mode=")
-            && !connect_url.contains(":memory:")
-        {
-            connect_url.push_str(if connect_url.contains('?') {
-                "&mode=rwc"
-            } else {
-                "?mode=rwc"
-            });
-        }
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite {
-                max_connections.min(4)
-            } else {
-                max_connections
-            })
-            .acquire_timeout(connect_timeout)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        sqlx::query("PRAGMA journal_mode = WAL")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA busy_timeout = 10000")
-                            .execute(&mut *conn)
-                            .await?;
-                        sqlx::query("PRAGMA foreign_keys = ON")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&connect_url)
-            .await?;
+        let backend = Backend::of(url);
+        let pool = plinth_runtime::database::connect(url, max_connections, connect_timeout).await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self {
             pool,

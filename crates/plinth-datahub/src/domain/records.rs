@@ -198,15 +198,16 @@ fn without_time_zones(field: &FieldRef) -> FieldRef {
     Arc::new(field.as_ref().clone().with_data_type(data_type))
 }
 
-/// Gives `data` the type `target`, which differs from its own at most in timestamp time zones.
-fn relabel(data: ArrayData, target: &DataType) -> Result<ArrayData, ArrowError> {
+/// Gives `data` the type `target`, which differs from its own at most in timestamp time zones: the
+/// values are instants, so only the label changes (at any depth of structs and lists).
+pub fn relabel(data: ArrayData, target: &DataType) -> Result<ArrayData, ArrowError> {
     let children = match target {
         DataType::Struct(fields) => fields
             .iter()
             .zip(data.child_data())
             .map(|(field, child)| relabel(child.clone(), field.data_type()))
             .collect::<Result<Vec<_>, _>>()?,
-        DataType::List(item) => data
+        DataType::List(item) | DataType::LargeList(item) => data
             .child_data()
             .iter()
             .map(|child| relabel(child.clone(), item.data_type()))

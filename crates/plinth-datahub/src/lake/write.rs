@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayData, ArrayRef, AsArray, RecordBatch, make_array};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, make_array};
 use arrow::datatypes::{
     DataType, FieldRef, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
     TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
@@ -380,27 +380,8 @@ fn relabel(array: &ArrayRef, target: &DataType) -> Result<ArrayRef, arrow::error
     if array.data_type() == target {
         return Ok(Arc::clone(array));
     }
-    Ok(make_array(relabel_data(array.to_data(), target)?))
-}
-
-fn relabel_data(data: ArrayData, target: &DataType) -> Result<ArrayData, arrow::error::ArrowError> {
-    let children = match target {
-        DataType::Struct(fields) => fields
-            .iter()
-            .zip(data.child_data())
-            .map(|(field, child): (&FieldRef, &ArrayData)| {
-                relabel_data(child.clone(), field.data_type())
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-        DataType::List(item) | DataType::LargeList(item) => data
-            .child_data()
-            .iter()
-            .map(|child| relabel_data(child.clone(), item.data_type()))
-            .collect::<Result<Vec<_>, _>>()?,
-        _ => data.child_data().to_vec(),
-    };
-    data.into_builder()
-        .data_type(target.clone())
-        .child_data(children)
-        .build()
+    Ok(make_array(crate::domain::records::relabel(
+        array.to_data(),
+        target,
+    )?))
 }

@@ -1,0 +1,107 @@
+//! The SQL pool every service opens the same way: sqlx `Any` over SQLite (embedded) or PostgreSQL
+//! (production), chosen by the URL's scheme. SQLite files are created when missing and run in WAL mode
+//! with a busy timeout, so one process's readers and its writer do not block each other.
+
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+
+use crate::config::DatabaseConfig;
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (or `:memory:`).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend of `url`: `sqlite:` URLs are SQLite, everything else PostgreSQL.
+    pub fn of(url: &str) -> Self {
+        if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
+}
+
+/// Opens a pool for `config` (see [`connect`]).
+pub async fn connect_config(config: &DatabaseConfig) -> Result<AnyPool, sqlx::Error> {
+    connect(&config.url, config.max_connections, config.connect_timeout).await
+}
+
+/// Opens a pool for `url`. SQLite: the file is created (`mode=rwc` unless the URL says otherwise), WAL
+/// mode, a 10 s busy timeout, foreign keys on, and at most 4 connections (one writer at a time anyway).
+pub async fn connect(
+    url: &str,
+    max_connections: u32,
+    connect_timeout: Duration,
+) -> Result<AnyPool, sqlx::Error> {
+    sqlx::any::install_default_drivers();
+    let backend = Backend::of(url);
+    let mut connect_url = url.to_owned();
+    if backend == Backend::Sqlite
+        && !connect_url.contains("mode=")
+        && !connect_url.contains(":memory:")
+    {
+        connect_url.push_str(if connect_url.contains('?') {
+            "&mode=rwc"
+        } else {
+            "?mode=rwc"
+        });
+    }
+    AnyPoolOptions::new()
+        .max_connections(if backend == Backend::Sqlite {
+            max_connections.min(4)
+        } else {
+            max_connections
+        })
+        .acquire_timeout(connect_timeout)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA busy_timeout = 10000",
+                        "PRAGMA foreign_keys = ON",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect(&connect_url)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scheme_picks_the_backend() {
+        assert_eq!(Backend::of("sqlite://x.db?mode=rwc"), Backend::Sqlite);
+        assert_eq!(Backend::of("postgres://u@h/db"), Backend::Postgres);
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_is_created_and_answers() {
+        let dir = std::env::temp_dir().join(format!("plinth-db-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).ok();
+        let url = format!("sqlite://{}", dir.join("t.db").display());
+        let pool = connect(&url, 8, Duration::from_secs(5)).await.ok();
+        let pool = pool
+            .as_ref()
+            .map(|pool| sqlx::query("SELECT 1").execute(pool));
+        assert!(match pool {
+            Some(query) => query.await.is_ok(),
+            None => false,
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
