@@ -102,12 +102,12 @@ fn record_error(
 
 /// Parses `text` as JSON and validates it; the error kind names key or value.
 fn check_json(
-    text: &[u8],
+    text: &str,
     schema: &SubjectSchema,
     invalid_json: pb::RecordErrorKind,
     violation_kind: pb::RecordErrorKind,
 ) -> Result<(), (pb::RecordErrorKind, Vec<pb::RecordViolation>)> {
-    let document: serde_json::Value = serde_json::from_slice(text).map_err(|err| {
+    let document: serde_json::Value = serde_json::from_str(text).map_err(|err| {
         (
             invalid_json,
             vec![violation(
@@ -381,7 +381,7 @@ impl Producer {
             ));
         }
         check_json(
-            record.value.as_bytes(),
+            &record.value,
             value_schema,
             pb::RecordErrorKind::InvalidValueJson,
             pb::RecordErrorKind::ValueSchemaViolation,
@@ -389,8 +389,15 @@ impl Producer {
         .map_err(|(kind, violations)| record_error(index, kind, violations))?;
         let key = match (key_schema, record.key) {
             (Some(schema), Some(key)) => {
+                let text = std::str::from_utf8(&key).map_err(|_| {
+                    record_error(
+                        index,
+                        pb::RecordErrorKind::InvalidKeyJson,
+                        vec![violation("", "", "the key is not UTF-8 JSON text")],
+                    )
+                })?;
                 check_json(
-                    &key,
+                    text,
                     schema,
                     pb::RecordErrorKind::InvalidKeyJson,
                     pb::RecordErrorKind::KeySchemaViolation,
@@ -448,17 +455,18 @@ impl Producer {
     async fn send(&self, checked: Checked) -> Result<InFlight, ApiError> {
         let mut deliveries = Vec::with_capacity(checked.framed.len());
         for record in &checked.framed {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for (key, value) in &record.headers {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value),
-                });
-            }
             let mut future_record: FutureRecord<'_, Vec<u8>, Vec<u8>> =
-                FutureRecord::to(checked.topic.as_str())
-                    .payload(&record.value)
-                    .headers(headers);
+                FutureRecord::to(checked.topic.as_str()).payload(&record.value);
+            if !record.headers.is_empty() {
+                let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+                for (key, value) in &record.headers {
+                    headers = headers.insert(Header {
+                        key,
+                        value: Some(value),
+                    });
+                }
+                future_record = future_record.headers(headers);
+            }
             if let Some(key) = &record.key {
                 future_record = future_record.key(key);
             }
@@ -468,7 +476,7 @@ impl Producer {
             if let Some(ts) = record.timestamp_ms {
                 future_record = future_record.timestamp(ts);
             }
-            let started = tokio::time::Instant::now();
+            let mut started: Option<tokio::time::Instant> = None;
             loop {
                 match self.producer.send_result(future_record) {
                     Ok(delivery) => {
@@ -476,7 +484,8 @@ impl Producer {
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        if started.elapsed() > self.timeout {
+                        let since = *started.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() > self.timeout {
                             return Err(ApiError::unavailable(
                                 "PRODUCER_QUEUE_FULL",
                                 "the gateway's producer queue stayed full: the Kafka cluster is not keeping up or is down; retry with backoff",

@@ -159,6 +159,29 @@ impl ConsumerContext for StreamContext {
 
 type GroupConsumer = StreamConsumer<StreamContext>;
 
+/// What one stream remembers while it reads: bindings by topic and schema versions by (subject, id),
+/// so that a record is decoded without locks or lookups.
+#[derive(Default)]
+struct StreamState {
+    bindings: HashMap<String, Arc<crate::store::TopicRow>>,
+    versions: HashMap<(String, u32), i32>,
+}
+
+/// Counts a batch's records per topic in the consumed-records metric (once per topic per batch).
+fn count_consumed(batch: &[pb::ConsumedRecord]) {
+    let mut counts: Vec<(&str, u64)> = Vec::new();
+    for record in batch {
+        let topic = record.topic.as_ref().map_or("", TopicName::as_str);
+        match counts.iter_mut().find(|(name, _)| *name == topic) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((topic, 1)),
+        }
+    }
+    for (topic, count) in counts {
+        metrics::counter!(RECORDS_CONSUMED, "topic" => topic.to_owned()).increment(count);
+    }
+}
+
 /// One open stream, as a group member that Commit can use.
 struct Member {
     id: u64,
@@ -315,7 +338,9 @@ impl Subscriptions {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Reads records into batches until the client goes away or the gateway stops.
+    /// Reads records into batches until the client goes away or the gateway stops. After each record
+    /// that had to be waited for, the records librdkafka already holds are taken without waiting, so
+    /// the per-record cost is the decode alone.
     async fn read_loop(
         &self,
         consumer: &GroupConsumer,
@@ -323,59 +348,99 @@ impl Subscriptions {
         batch_size: usize,
         max_wait: Duration,
     ) -> Result<(), ApiError> {
+        use futures::FutureExt as _;
         let mut shutdown = self.shutdown.clone();
+        let mut state = StreamState::default();
         let mut batch: Vec<pb::ConsumedRecord> = Vec::with_capacity(batch_size);
+        let mut deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         loop {
-            let deadline = tokio::time::sleep(if batch.is_empty() {
-                Duration::from_secs(3600)
-            } else {
-                max_wait
-            });
-            tokio::select! {
+            let flush = tokio::select! {
                 _ = async { shutdown.wait_for(|stop| *stop).await.map(|_| ()) } => return Ok(()),
                 () = sender.closed() => return Ok(()),
-                () = deadline => {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                    if sender.send(Ok(pb::SubscribeResponse { records: full })).await.is_err() {
-                        return Ok(());
+                () = async {
+                    match deadline.as_mut() {
+                        Some(sleep) => sleep.await,
+                        None => std::future::pending().await,
                     }
-                }
+                } => true,
                 message = consumer.recv() => {
-                    let message = match message {
-                        Ok(message) => message,
-                        Err(err) => {
-                            // Transient broker trouble: librdkafka reconnects by itself; keep reading.
-                            tracing::warn!(error = %err, "consumer error");
-                            continue;
-                        }
-                    };
-                    if !consumer.context().deliver(
-                        message.topic(),
-                        message.partition(),
-                        message.timestamp().to_millis(),
-                    ) {
-                        continue;
+                    self.take(consumer, message, &mut state, &mut batch).await?;
+                    while batch.len() < batch_size {
+                        let Some(message) = consumer.recv().now_or_never() else {
+                            break;
+                        };
+                        self.take(consumer, message, &mut state, &mut batch).await?;
                     }
-                    metrics::counter!(RECORDS_CONSUMED, "topic" => message.topic().to_owned()).increment(1);
-                    batch.push(self.decode(&message).await?);
-                    if batch.len() >= batch_size {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-                        if sender.send(Ok(pb::SubscribeResponse { records: full })).await.is_err() {
-                            return Ok(());
-                        }
+                    if !batch.is_empty() && deadline.is_none() {
+                        deadline = Some(Box::pin(tokio::time::sleep(max_wait)));
                     }
+                    batch.len() >= batch_size
+                }
+            };
+            if flush {
+                deadline = None;
+                if batch.is_empty() {
+                    continue;
+                }
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                count_consumed(&full);
+                if sender
+                    .send(Ok(pb::SubscribeResponse { records: full }))
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
                 }
             }
         }
+    }
+
+    /// Decodes one received record into the batch, unless the start rule skips it.
+    async fn take(
+        &self,
+        consumer: &GroupConsumer,
+        message: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>,
+        state: &mut StreamState,
+        batch: &mut Vec<pb::ConsumedRecord>,
+    ) -> Result<(), ApiError> {
+        let message = match message {
+            Ok(message) => message,
+            Err(err) => {
+                // Transient broker trouble: librdkafka reconnects by itself; keep reading.
+                tracing::warn!(error = %err, "consumer error");
+                return Ok(());
+            }
+        };
+        if consumer.context().deliver(
+            message.topic(),
+            message.partition(),
+            message.timestamp().to_millis(),
+        ) {
+            batch.push(self.decode(&message, state).await?);
+        }
+        Ok(())
     }
 
     /// Decodes one record: strips the wire-format prefix and names the value schema's version.
     async fn decode(
         &self,
         message: &rdkafka::message::BorrowedMessage<'_>,
+        state: &mut StreamState,
     ) -> Result<pb::ConsumedRecord, ApiError> {
-        let topic = TopicName::new(message.topic());
-        let binding = self.topics.binding(&topic).await?;
+        let binding = match state.bindings.get(message.topic()) {
+            Some(binding) => binding.clone(),
+            None => {
+                let binding = self
+                    .topics
+                    .binding(&TopicName::new(message.topic()))
+                    .await?;
+                state
+                    .bindings
+                    .insert(message.topic().to_owned(), binding.clone());
+                binding
+            }
+        };
+        let topic = &binding.name;
         let mut record = pb::ConsumedRecord {
             topic: Some(topic.clone()),
             partition: message.partition(),
@@ -411,12 +476,22 @@ impl Subscriptions {
             record.value = Some(text.to_owned());
             if let Some(id) = id {
                 record.schema_id = Some(id);
-                record.schema_version = self
-                    .registry
-                    .version_of(&binding.value_subject, id)
-                    .await
-                    .unwrap_or(None)
-                    .unwrap_or(0);
+                let key = (binding.value_subject.as_str().to_owned(), id.value);
+                record.schema_version = match state.versions.get(&key) {
+                    Some(version) => *version,
+                    None => {
+                        let version = self
+                            .registry
+                            .version_of(&binding.value_subject, id)
+                            .await
+                            .unwrap_or(None)
+                            .unwrap_or(0);
+                        if version > 0 {
+                            state.versions.insert(key, version);
+                        }
+                        version
+                    }
+                };
             }
         }
         if let Some(headers) = message.headers() {
