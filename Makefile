@@ -42,7 +42,7 @@ run: ## start all of Plinth in one process on embedded defaults, with a demo (`p
 
 .PHONY: test
 test: ## the gate: tools, services, lint, doc, nextest, helm-check, buf-lint (stops at the first failure)
-	@$(TIMED) tools $(TOOLS) helm buf venv kafka
+	@$(TIMED) tools $(TOOLS) helm buf venv kafka s3
 	@$(TIMED) services $(SERVICES) ensure
 	@$(TIMED) lint $(MAKE) lint
 	@$(TIMED) doc $(MAKE) doc
@@ -51,7 +51,7 @@ test: ## the gate: tools, services, lint, doc, nextest, helm-check, buf-lint (st
 	@$(TIMED) buf-lint $(MAKE) buf-lint
 
 .PHONY: tools
-tools: ## install the developer tools (helm, buf, Python venv, tansu) into PLINTH_TOOLS_DIR
+tools: ## install the developer tools (helm, buf, Python venv, tansu, s3rver, noida-db) into PLINTH_TOOLS_DIR
 	@$(TOOLS) all
 
 .PHONY: services
@@ -68,8 +68,8 @@ doc: ## rustdoc with warnings denied
 	RUSTDOCFLAGS=-Dwarnings cargo doc --workspace --no-deps --locked
 
 .PHONY: nextest
-nextest: ## all tests, against real PostgreSQL, Redis and a tansu broker
-	@$(TOOLS) kafka venv
+nextest: ## all tests, against real PostgreSQL, Redis, a tansu broker and the s3rver S3 server
+	@$(TOOLS) kafka venv s3
 	@$(SERVICES) ensure
 	cargo nextest run --workspace --locked --no-fail-fast
 
