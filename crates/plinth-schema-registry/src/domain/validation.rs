@@ -7,6 +7,10 @@ use serde_json::Value;
 
 use super::schema::{InvalidSchema, SchemaDraft};
 
+mod fast;
+#[cfg(test)]
+mod tests;
+
 /// One validation error in one document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PayloadError {
@@ -25,8 +29,12 @@ pub type ResolvedReferences = HashMap<String, Arc<Value>>;
 #[derive(Debug)]
 pub struct CompiledValidator {
     validator: jsonschema::Validator,
+    /// The same schema compiled for JSON text (see [`CompiledValidator::is_valid_text`]); `None` when
+    /// that compile failed, and text is then parsed into a `Value` instead.
+    text_validator: Option<jsonschema::Validator<fast::TextJson>>,
 }
 
+#[derive(Clone)]
 struct InMemoryRetriever {
     references: ResolvedReferences,
 }
@@ -56,13 +64,27 @@ impl CompiledValidator {
         draft: SchemaDraft,
         references: ResolvedReferences,
     ) -> Result<Self, InvalidSchema> {
+        let retriever = InMemoryRetriever { references };
         let validator = jsonschema::options()
             .with_draft(draft.to_jsonschema())
             .should_validate_formats(true)
-            .with_retriever(InMemoryRetriever { references })
+            .with_retriever(retriever.clone())
             .build(schema)
             .map_err(|err| InvalidSchema::new(err.instance_path().to_string(), err.to_string()))?;
-        Ok(Self { validator })
+        // Same options, so both validators accept exactly the same documents.
+        let text_validator = jsonschema::options_for::<fast::TextJson>()
+            .with_draft(draft.to_jsonschema())
+            .should_validate_formats(true)
+            .with_retriever(retriever)
+            .build(schema)
+            .inspect_err(|err| {
+                tracing::warn!(error = %err, "schema did not compile for text validation; falling back to parsing documents");
+            })
+            .ok();
+        Ok(Self {
+            validator,
+            text_validator,
+        })
     }
 
     /// Validates one document and returns every error (empty when valid).
@@ -83,5 +105,24 @@ impl CompiledValidator {
     /// Whether a document is valid (no error list built).
     pub fn is_valid(&self, document: &Value) -> bool {
         self.validator.is_valid(document)
+    }
+
+    /// Whether a JSON text is valid, without building a `serde_json::Value`: the text is parsed once
+    /// into flat arenas that borrow its strings. Agrees with [`CompiledValidator::validate`] on every
+    /// document; use that for the error details.
+    ///
+    /// # Errors
+    ///
+    /// The `serde_json` error when `text` is not JSON (the same text `serde_json::from_str` rejects).
+    pub fn is_valid_text(&self, text: &str) -> Result<bool, serde_json::Error> {
+        match &self.text_validator {
+            Some(validator) => {
+                let document = fast::Document::parse(text)?;
+                Ok(validator.is_valid(document.root()))
+            }
+            None => Ok(self
+                .validator
+                .is_valid(&serde_json::from_str::<Value>(text)?)),
+        }
     }
 }
