@@ -42,7 +42,14 @@ enum NodeData<'t> {
 impl<'t> Document<'t> {
     /// Parses `text` exactly as `serde_json::from_str::<Value>` would accept it.
     pub(crate) fn parse(text: &'t str) -> Result<Self, serde_json::Error> {
-        let mut builder = Builder::default();
+        // Sized from the text so a typical record fills each arena without growing it.
+        let mut builder = Builder {
+            nodes: Vec::with_capacity(text.len() / 16 + 1),
+            elements: Vec::with_capacity(text.len() / 64 + 1),
+            members: Vec::with_capacity(text.len() / 16 + 1),
+            open_elements: Vec::with_capacity(8),
+            open_members: Vec::with_capacity(16),
+        };
         let mut deserializer = serde_json::Deserializer::from_str(text);
         let root = NodeSeed {
             builder: &mut builder,
@@ -66,7 +73,6 @@ impl<'t> Document<'t> {
     }
 }
 
-#[derive(Default)]
 struct Builder<'t> {
     nodes: Vec<NodeData<'t>>,
     elements: Vec<u32>,

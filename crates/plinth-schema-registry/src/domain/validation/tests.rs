@@ -765,4 +765,26 @@ fn text_fast_path_speed() {
         value_time.as_secs_f64() / text_time.as_secs_f64(),
     );
     assert_eq!(accepted, 6 * rounds * documents.len());
+
+    // Where the time goes: parsing alone, each way.
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for text in &documents {
+            std::hint::black_box(serde_json::from_str::<Value>(text).unwrap());
+        }
+    }
+    let value_parse = started.elapsed();
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for text in &documents {
+            std::hint::black_box(super::fast::Document::parse(text).unwrap());
+        }
+    }
+    let text_parse = started.elapsed();
+    let per_round = |total: std::time::Duration| total / (rounds * documents.len()) as u32;
+    println!(
+        "parse only: Value {:?}/doc, arenas {:?}/doc",
+        per_round(value_parse),
+        per_round(text_parse)
+    );
 }
