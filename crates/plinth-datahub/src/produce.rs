@@ -107,6 +107,11 @@ fn check_json(
     invalid_json: pb::RecordErrorKind,
     violation_kind: pb::RecordErrorKind,
 ) -> Result<(), (pb::RecordErrorKind, Vec<pb::RecordViolation>)> {
+    // The fast path validates the text without building a `Value`; only an invalid or malformed record
+    // is parsed again, to say precisely what is wrong.
+    if let Ok(true) = schema.schema.validator.is_valid_text(text) {
+        return Ok(());
+    }
     let document: serde_json::Value = serde_json::from_str(text).map_err(|err| {
         (
             invalid_json,
