@@ -855,3 +855,56 @@ async fn a_pinned_topic_keeps_its_version_and_an_unpinned_one_follows_the_latest
         .into_inner();
     assert_eq!(described.value_schema.unwrap().version, 1);
 }
+
+#[tokio::test]
+async fn a_subscribe_stream_rides_out_a_broker_outage() {
+    let (broker, proxy) = plinth_tests::start_broker_behind_proxy().await;
+    let registry = RegistryServer::start().await;
+    register_json_schema(&registry, "outage-value", &order_schema()).await;
+    let hub = DataHubServer::start(&registry, &broker.bootstrap_servers()).await;
+    let mut client = hub.client().await;
+    create_topic(&mut client, "outage", "outage-value", 1).await;
+    let produce = |from: i64| {
+        batch(
+            "outage",
+            (from..from + 10)
+                .map(|i| record(&format!(r#"{{"order_id":{i},"amount":1}}"#)))
+                .collect(),
+            false,
+        )
+    };
+    client.produce(produce(0)).await.unwrap();
+    let mut stream = client
+        .subscribe(pb::SubscribeRequest {
+            consumer_group: "through-outage".into(),
+            topics: vec![TopicName::new("outage")],
+            start_position: pb::StartPosition::Earliest.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let before = read_records(&mut stream, 10).await;
+
+    proxy.set_up(false);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set_up(true);
+    // The producer may need a moment to reconnect: retry UNAVAILABLE a bounded number of times.
+    let mut produced = false;
+    for _ in 0..10 {
+        match client.produce(produce(10)).await {
+            Ok(_) => {
+                produced = true;
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    assert!(produced, "the gateway writes again once the broker is back");
+    let after = read_records(&mut stream, 10).await;
+    let offsets: Vec<i64> = before.iter().chain(&after).map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..20).collect::<Vec<_>>(), "no gap, no repeat");
+}

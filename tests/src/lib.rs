@@ -282,3 +282,85 @@ pub async fn register_json_schema(
         .and_then(|version| version.id)
         .map_or(0, |id| id.value)
 }
+
+/// A loopback TCP proxy that can drop every open connection and refuse new ones, then come back: a
+/// network outage (or a restart) of whatever it fronts, while that keeps its data.
+#[derive(Debug)]
+pub struct TcpOutage {
+    /// The proxy's address: what clients connect to.
+    pub addr: SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+    target: std::sync::Arc<std::sync::Mutex<Option<SocketAddr>>>,
+}
+
+impl TcpOutage {
+    /// A proxy on a free loopback port; it forwards once [`TcpOutage::forward_to`] names the target.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|err| panic!("proxy binds: {err}"));
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|err| panic!("proxy address: {err}"));
+        let (up, _) = tokio::sync::watch::channel(true);
+        let up_rx = up.subscribe();
+        let target = std::sync::Arc::new(std::sync::Mutex::new(None::<SocketAddr>));
+        let target_of_task = target.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let to = *target_of_task
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (Some(to), true) = (to, *up_rx.borrow()) else {
+                    drop(client);
+                    continue;
+                };
+                let mut down = up_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(to).await else {
+                        return;
+                    };
+                    let (mut client, mut server) = (client, server);
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, up, target }
+    }
+
+    /// Forwards new connections to `target`.
+    pub fn forward_to(&self, target: SocketAddr) {
+        *self
+            .target
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(target);
+    }
+
+    /// Takes the link down (every connection dropped, new ones refused) or brings it back.
+    pub fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+/// A tansu broker in memory reached only through a [`TcpOutage`] proxy (it advertises the proxy), so a
+/// test can cut every client off the broker and reconnect them while the broker keeps its records.
+pub async fn start_broker_behind_proxy() -> (plinth_datahub::local_broker::LocalBroker, TcpOutage) {
+    let proxy = TcpOutage::start().await;
+    let binary = plinth_datahub::local_broker::find_tansu()
+        .unwrap_or_else(|| panic!("tansu is missing: run `deploy/scripts/tools.sh kafka`"));
+    let broker = plinth_datahub::local_broker::LocalBroker::start_behind(
+        &binary,
+        proxy.addr,
+        plinth_datahub::local_broker::Storage::Memory,
+    )
+    .await
+    .unwrap_or_else(|err| panic!("broker starts: {err}"));
+    proxy.forward_to(broker.listen_addr());
+    (broker, proxy)
+}

@@ -183,6 +183,7 @@ pub enum BrokerError {
 pub struct LocalBroker {
     binary: PathBuf,
     listen: SocketAddr,
+    advertised: Option<SocketAddr>,
     storage: Storage,
     child: Option<Child>,
     output: OutputTail,
@@ -210,6 +211,27 @@ impl LocalBroker {
         let mut broker = Self {
             binary: binary.to_owned(),
             listen,
+            advertised: None,
+            storage,
+            child: None,
+            output: OutputTail::default(),
+        };
+        broker.spawn_and_wait().await?;
+        Ok(broker)
+    }
+
+    /// Starts `binary` listening on a free loopback port but advertising `advertised`, for example a TCP
+    /// proxy in front of it, so that every client connection goes through the proxy (fault tests).
+    pub async fn start_behind(
+        binary: &Path,
+        advertised: SocketAddr,
+        storage: Storage,
+    ) -> Result<Self, BrokerError> {
+        let listen = free_port(SocketAddr::new(advertised.ip(), 0))?;
+        let mut broker = Self {
+            binary: binary.to_owned(),
+            listen,
+            advertised: Some(advertised),
             storage,
             child: None,
             output: OutputTail::default(),
@@ -238,9 +260,9 @@ impl LocalBroker {
         }
     }
 
-    /// The `host:port` clients bootstrap from (`kafka.bootstrap_servers`).
+    /// The `host:port` clients bootstrap from (`kafka.bootstrap_servers`): the advertised address.
     pub fn bootstrap_servers(&self) -> String {
-        self.listen.to_string()
+        self.advertised.unwrap_or(self.listen).to_string()
     }
 
     /// The address the broker listens on and advertises.
@@ -299,9 +321,15 @@ impl LocalBroker {
             return Err(BrokerError::PortInUse { listen });
         }
         let url = format!("tcp://{}", self.listen);
+        let advertised = format!("tcp://{}", self.advertised.unwrap_or(self.listen));
         let mut child = Command::new(&self.binary)
             .arg("broker")
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
+            .args([
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &advertised,
+            ])
             .args(["--storage-engine", &self.storage.engine_url()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -52,9 +52,30 @@ struct StreamContext {
     /// broker's offset lookup may answer an earlier offset (some brokers answer the partition's start),
     /// so records before the timestamp are skipped until then, which gives Kafka's semantics either way.
     before_timestamp: Mutex<HashSet<(String, i32)>>,
+    /// The offset after the last record this stream delivered, per partition: when the group gives a
+    /// partition back to this stream (after a broker outage expired its session, say), it continues
+    /// there instead of at the group's committed offset, so its client does not see records twice.
+    delivered: Mutex<HashMap<(String, i32), i64>>,
 }
 
 impl StreamContext {
+    /// Records where this stream stands after handing `batch` to its client.
+    fn remember_delivered(&self, batch: &[pb::ConsumedRecord]) {
+        let Ok(mut delivered) = self.delivered.lock() else {
+            return;
+        };
+        for record in batch {
+            let topic = record.topic.as_ref().map_or("", TopicName::as_str);
+            let next = record.offset + 1;
+            match delivered.get_mut(&(topic.to_owned(), record.partition)) {
+                Some(offset) => *offset = (*offset).max(next),
+                None => {
+                    delivered.insert((topic.to_owned(), record.partition), next);
+                }
+            }
+        }
+    }
+
     /// Whether a record at `timestamp_ms` of `topic`/`partition` is delivered under the start rule.
     fn deliver(&self, topic: &str, partition: i32, timestamp_ms: Option<i64>) -> bool {
         let Start::Timestamp(start) = self.start else {
@@ -138,6 +159,18 @@ impl ConsumerContext for StreamContext {
                         tracing::warn!(error = %err, "looking up offsets by timestamp failed; starting at the committed offsets");
                     }
                 }
+            }
+        }
+        if let Ok(delivered) = self.delivered.lock() {
+            let resumed: Vec<((String, i32), i64)> = tpl
+                .elements()
+                .iter()
+                .map(|elem| (elem.topic().to_owned(), elem.partition()))
+                .filter(|key| !fresh.contains(key))
+                .filter_map(|key| delivered.get(&key).map(|next| (key, *next)))
+                .collect();
+            for ((topic, partition), next) in resumed {
+                let _ = tpl.set_partition_offset(&topic, partition, Offset::Offset(next));
             }
         }
         positioned.extend(fresh);
@@ -294,6 +327,7 @@ impl Subscriptions {
             positioned: Mutex::default(),
             assignment: Mutex::default(),
             before_timestamp: Mutex::default(),
+            delivered: Mutex::default(),
         };
         let consumer: GroupConsumer = config.create_with_context(context).map_err(|err| {
             ApiError::failed_precondition(
@@ -384,6 +418,7 @@ impl Subscriptions {
                 }
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                 count_consumed(&full);
+                consumer.context().remember_delivered(&full);
                 if sender
                     .send(Ok(pb::SubscribeResponse { records: full }))
                     .await
