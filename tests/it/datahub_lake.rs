@@ -1,5 +1,5 @@
 //! The data lake end to end: a real tansu broker, a real schema registry, lake sinks writing Parquet to a
-//! local directory and to the s3rver S3 test server, crashes and broker restarts, schema evolution, and
+//! local directory and to the s3rver S3 test server, crashes and broker outages, schema evolution, and
 //! Arrow Flight scans and writes.
 
 use std::collections::{BTreeMap, BTreeSet};
