@@ -33,6 +33,9 @@ pub const RECORDS_CONSUMED: &str = "plinth_datahub_records_consumed_total";
 /// Open Subscribe streams (gauge).
 pub const OPEN_STREAMS: &str = "plinth_datahub_subscribe_streams";
 
+/// How long a new stream waits for streams of its group that are still leaving on this replica.
+const LEAVE_WAIT: Duration = Duration::from_secs(5);
+
 /// Where a stream starts on the partitions first assigned to it.
 #[derive(Debug, Clone, Copy)]
 enum Start {
@@ -219,6 +222,8 @@ fn count_consumed(batch: &[pb::ConsumedRecord]) {
 struct Member {
     id: u64,
     consumer: Arc<GroupConsumer>,
+    /// Closed once the client went away: the member is about to leave.
+    client: mpsc::Sender<Result<pb::SubscribeResponse, tonic::Status>>,
 }
 
 /// The Subscribe side of the gateway.
@@ -228,6 +233,8 @@ pub struct Subscriptions {
     topics: Arc<Topics>,
     registry: Arc<RegistryClient>,
     groups: Mutex<HashMap<String, Vec<Member>>>,
+    /// Members per group whose consumer is still leaving the group.
+    leaving: Mutex<HashMap<String, usize>>,
     next_id: std::sync::atomic::AtomicU64,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
@@ -257,6 +264,7 @@ impl Subscriptions {
             topics,
             registry,
             groups: Mutex::new(HashMap::new()),
+            leaving: Mutex::new(HashMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
             shutdown,
         }
@@ -309,6 +317,7 @@ impl Subscriptions {
             n => n,
         } as usize;
 
+        self.wait_for_leavers(&group).await;
         let mut config = consumer_config(&self.kafka, &group)?;
         // A bounded prefetch: with a slow client the consumer stops polling and this is all it holds.
         let prefetch_kb = (self.limits.prefetch_bytes / 1024).max(1);
@@ -343,15 +352,16 @@ impl Subscriptions {
         let id = self
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (sender, receiver) = mpsc::channel(self.limits.buffered_batches);
         self.lock_groups()
             .entry(group.clone())
             .or_default()
             .push(Member {
                 id,
                 consumer: consumer.clone(),
+                client: sender.clone(),
             });
         metrics::gauge!(OPEN_STREAMS).increment(1);
-        let (sender, receiver) = mpsc::channel(self.limits.buffered_batches);
         let this = self.clone();
         let max_wait = self.limits.max_wait;
         tokio::spawn(async move {
@@ -364,6 +374,31 @@ impl Subscriptions {
             this.leave(&group, id, consumer).await;
         });
         Ok(SubscribeStream::new(receiver))
+    }
+
+    /// Waits (bounded) until the streams of `group` that ended on this replica have left the group, so a
+    /// client that reconnects joins after its old member left: one rebalance instead of two, and brokers
+    /// that mishandle a leave during a join (tansu keeps the departed member as leader) are not hit.
+    async fn wait_for_leavers(&self, group: &str) {
+        let deadline = tokio::time::Instant::now() + LEAVE_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let closing = self.lock_groups().get(group).map_or(0, |members| {
+                members
+                    .iter()
+                    .filter(|member| member.client.is_closed())
+                    .count()
+            });
+            let leaving = closing
+                + self
+                    .leaving
+                    .lock()
+                    .map(|leaving| leaving.get(group).copied().unwrap_or(0))
+                    .unwrap_or(0);
+            if leaving == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     fn lock_groups(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Member>>> {
@@ -553,6 +588,9 @@ impl Subscriptions {
                 }
             }
         }
+        if let Ok(mut leaving) = self.leaving.lock() {
+            *leaving.entry(group.to_owned()).or_default() += 1;
+        }
         let closing = tokio::task::spawn_blocking(move || {
             consumer.unsubscribe();
             drop(consumer);
@@ -562,6 +600,14 @@ impl Subscriptions {
             .is_err()
         {
             tracing::warn!(group, "a consumer did not close within 10 s");
+        }
+        if let Ok(mut leaving) = self.leaving.lock()
+            && let Some(count) = leaving.get_mut(group)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                leaving.remove(group);
+            }
         }
     }
 
