@@ -392,22 +392,9 @@ impl Lake {
         dataset: &plinth_proto::ids::DatasetName,
     ) -> Result<pb::LakeSink, ApiError> {
         let name = validate_dataset(dataset.as_str())?;
-        if !self
-            .ctx
-            .store
-            .set_sink_state(dataset, SinkState::Paused, "")
-            .await?
-        {
-            return Err(sink_not_found(dataset));
-        }
+        self.set_state(dataset, SinkState::Paused).await?;
         self.stop_local(&name).await;
-        let row = self
-            .ctx
-            .store
-            .sink(dataset)
-            .await?
-            .ok_or_else(|| sink_not_found(dataset))?;
-        self.sink_message(&row).await
+        self.describe_sink(dataset).await
     }
 
     /// Resumes a paused or failed sink from the offsets its files record.
@@ -416,15 +403,29 @@ impl Lake {
         dataset: &plinth_proto::ids::DatasetName,
     ) -> Result<pb::LakeSink, ApiError> {
         validate_dataset(dataset.as_str())?;
-        if !self
-            .ctx
-            .store
-            .set_sink_state(dataset, SinkState::Running, "")
-            .await?
-        {
-            return Err(sink_not_found(dataset));
-        }
+        self.set_state(dataset, SinkState::Running).await?;
         self.wake.notify_one();
+        self.describe_sink(dataset).await
+    }
+
+    /// Sets a sink's state (clearing its error); NOT_FOUND when the dataset has no sink.
+    async fn set_state(
+        &self,
+        dataset: &plinth_proto::ids::DatasetName,
+        state: SinkState,
+    ) -> Result<(), ApiError> {
+        if self.ctx.store.set_sink_state(dataset, state, "").await? {
+            Ok(())
+        } else {
+            Err(sink_not_found(dataset))
+        }
+    }
+
+    /// The sink of `dataset` as the API shows it.
+    async fn describe_sink(
+        &self,
+        dataset: &plinth_proto::ids::DatasetName,
+    ) -> Result<pb::LakeSink, ApiError> {
         let row = self
             .ctx
             .store
