@@ -12,3 +12,6 @@ pub(crate) const RECORDS_SKIPPED_DUPLICATE: &str = "plinth_lake_records_skipped_
 pub(crate) const SINK_RETRIES: &str = "plinth_lake_sink_retries_total";
 /// Rows written through Arrow Flight `DoPut` (counter).
 pub(crate) const ROWS_PUT: &str = "plinth_lake_rows_put_total";
+/// Offsets a sink found missing on the broker before it landed them (retention, compaction, data loss on
+/// the broker) (counter). Anything above zero means the dataset lacks those records.
+pub(crate) const OFFSETS_MISSING: &str = "plinth_lake_offsets_missing_total";

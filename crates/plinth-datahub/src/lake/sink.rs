@@ -419,6 +419,16 @@ impl SinkTask {
             metrics::counter!(metric_names::RECORDS_SKIPPED_DUPLICATE, "dataset" => self.dataset.to_string()).increment(1);
             return Ok(false);
         }
+        if let Some(next) = state.next_offsets.get(&partition)
+            && offset > *next
+        {
+            // Offsets the broker no longer holds (retention, compaction, a broker that lost data): the
+            // lake cannot have those records. Say so loudly; the operator decides whether it matters.
+            let missing = offset - *next;
+            tracing::warn!(dataset = %self.dataset, topic = %self.topic, partition, from = *next, to = offset - 1, "the broker no longer holds {missing} offsets the lake has not landed; they are missing from the dataset");
+            metrics::counter!(metric_names::OFFSETS_MISSING, "dataset" => self.dataset.to_string())
+                .increment(u64::try_from(missing).unwrap_or(0));
+        }
         let Some(payload) = message.payload() else {
             state.next_offsets.insert(partition, offset + 1);
             return Ok(false);
