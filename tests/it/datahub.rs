@@ -70,6 +70,18 @@ fn batch(topic: &str, records: Vec<pb::ProduceRecord>, accept_partial: bool) -> 
     }
 }
 
+/// The error kind of every record of a response in which no record was written.
+fn error_kinds(response: &pb::ProduceResponse) -> Vec<pb::RecordErrorKind> {
+    response
+        .results
+        .iter()
+        .map(|r| match &r.outcome {
+            Some(pb::record_result::Outcome::Error(e)) => e.kind(),
+            other => panic!("expected an error, got {other:?}"),
+        })
+        .collect()
+}
+
 /// Reads from a Subscribe stream until `count` records arrived (bounded wait).
 async fn read_records(
     stream: &mut tonic::Streaming<pb::SubscribeResponse>,
@@ -263,14 +275,7 @@ async fn produce_validates_every_record_and_reports_each_error() {
         .unwrap()
         .into_inner();
     assert_eq!(rejected.written_count, 0);
-    let kinds: Vec<pb::RecordErrorKind> = rejected
-        .results
-        .iter()
-        .map(|r| match &r.outcome {
-            Some(pb::record_result::Outcome::Error(e)) => e.kind(),
-            other => panic!("expected an error, got {other:?}"),
-        })
-        .collect();
+    let kinds = error_kinds(&rejected);
     assert_eq!(
         kinds,
         vec![
@@ -646,14 +651,7 @@ async fn keys_are_validated_against_the_key_subject_and_timestamps_pick_the_star
         .await
         .unwrap()
         .into_inner();
-    let kinds: Vec<pb::RecordErrorKind> = bad
-        .results
-        .iter()
-        .map(|r| match &r.outcome {
-            Some(pb::record_result::Outcome::Error(e)) => e.kind(),
-            other => panic!("expected an error, got {other:?}"),
-        })
-        .collect();
+    let kinds = error_kinds(&bad);
     assert_eq!(
         kinds,
         vec![

@@ -310,6 +310,19 @@ impl LocalBroker {
         self.kill().await
     }
 
+    /// The error for a broker that exited with `status`, quoting its last output.
+    async fn exited(&self, status: ExitStatus) -> BrokerError {
+        // Let the readers catch the last lines the broker wrote before it exited.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        BrokerError::Exited {
+            binary: self.binary.clone(),
+            listen: self.listen,
+            storage: self.storage.clone(),
+            status,
+            output: self.output.text(),
+        }
+    }
+
     async fn spawn_and_wait(&mut self) -> Result<(), BrokerError> {
         let listen = self.listen;
         let in_use = tokio::task::spawn_blocking(move || {
@@ -355,15 +368,7 @@ impl LocalBroker {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = child.try_wait() {
-                // Let the readers catch the last lines the broker wrote before it exited.
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                return Err(BrokerError::Exited {
-                    binary: self.binary.clone(),
-                    listen: self.listen,
-                    storage: self.storage.clone(),
-                    status,
-                    output: self.output.text(),
-                });
+                return Err(self.exited(status).await);
             }
             let listen = self.listen;
             let connected = tokio::task::spawn_blocking(move || {
@@ -374,14 +379,7 @@ impl LocalBroker {
             if connected {
                 // A port held by another process also accepts: make sure our broker is the one alive.
                 if let Ok(Some(status)) = child.try_wait() {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    return Err(BrokerError::Exited {
-                        binary: self.binary.clone(),
-                        listen: self.listen,
-                        storage: self.storage.clone(),
-                        status,
-                        output: self.output.text(),
-                    });
+                    return Err(self.exited(status).await);
                 }
                 self.child = Some(child);
                 return Ok(());
