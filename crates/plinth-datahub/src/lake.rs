@@ -16,7 +16,6 @@
 //! `dataset` (file kinds and reading).
 
 mod dataset;
-mod location;
 mod metric_names;
 mod sink;
 mod write;
@@ -40,9 +39,9 @@ use crate::domain::lake_schema::KAFKA_TIMESTAMP_COLUMN;
 use crate::error::{required, sink_not_found, topic_not_found};
 use crate::flight::ScanTicket;
 use crate::lake::dataset::{DatasetFile, FileKind, FooterCache, TimeRange, list_files};
-use crate::lake::location::{Location, Locations, normalize_url};
 use crate::lake::sink::{SchemaCache, SinkExit, SinkProgress, SinkTask, now_ms, timestamp};
 use crate::store::{SinkRow, SinkState, Store};
+use plinth_runtime::storage::{Location, Locations, normalize_url};
 
 pub(crate) use crate::lake::write::DatasetWriter;
 

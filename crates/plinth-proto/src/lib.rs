@@ -36,3 +36,12 @@ pub mod datahub {
         include!(concat!(env!("OUT_DIR"), "/plinth.datahub.v1.rs"));
     }
 }
+
+/// The feature store contract (`plinth.featurestore.v1`).
+pub mod featurestore {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, unreachable_pub, reason = "generated code")]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plinth.featurestore.v1.rs"));
+    }
+}

@@ -22,7 +22,8 @@ pub mod duration;
 mod load;
 
 pub use self::blocks::{
-    AuthConfig, DatabaseConfig, ListenConfig, LogFormat, ServerConfig, TelemetryConfig, TlsConfig,
+    AuthConfig, DatabaseConfig, ListenConfig, LogFormat, PeerConfig, ServerConfig, TelemetryConfig,
+    TlsConfig,
 };
 pub use self::load::{ENV_PREFIX, RESERVED_ENV_VARS, load, load_from_env, load_with_prefix};
 pub use crate::error::{ConfigError, ConfigOrigin};

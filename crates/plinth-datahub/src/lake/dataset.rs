@@ -33,7 +33,7 @@ use plinth_runtime::error::ApiError;
 use crate::domain::lake_path::{DatasetName, LakeFile};
 use crate::domain::lake_schema::KAFKA_TIMESTAMP_COLUMN;
 use crate::domain::schema_evolution::{evolve, project};
-use crate::lake::location::Location;
+use plinth_runtime::storage::Location;
 
 /// The directory under an event date that holds written (non-Kafka) files.
 pub(crate) const WRITTEN_DIRECTORY: &str = "written";

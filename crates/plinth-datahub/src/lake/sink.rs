@@ -45,8 +45,8 @@ use crate::domain::schema_evolution::evolve;
 use crate::domain::wire_format;
 use crate::kafka::consumer_config;
 use crate::lake::dataset::{DatasetFile, Footer, FooterCache, list_files};
-use crate::lake::location::Location;
 use crate::lake::metric_names;
+use plinth_runtime::storage::Location;
 
 /// The first pause after a failed session; doubled up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);

@@ -31,9 +31,9 @@ use crate::domain::lake_schema::{KAFKA_TIMESTAMP_COLUMN, SYSTEM_COLUMNS, derive_
 use crate::domain::records::{KafkaMetadata, LakeRecord, to_record_batch};
 use crate::domain::schema_evolution::evolve;
 use crate::lake::dataset::{Footer, FooterCache, written_file_path};
-use crate::lake::location::Location;
 use crate::lake::metric_names;
 use crate::lake::sink::{now_ms, timestamp};
+use plinth_runtime::storage::Location;
 
 /// The most JSON one put may hold before it is written.
 pub(crate) const MAX_PUT_JSON_BYTES: usize = 256 * 1024 * 1024;

@@ -389,3 +389,111 @@ mod tests {
         }
     }
 }
+
+/// Another Plinth service this one calls over gRPC (the feature store for model serving, the data hub for
+/// the feature store): its URL, the bearer token to send, the CA that signs its certificate, and the
+/// deadline of each call.
+///
+/// Only `url` is required; a service that has a default peer address gives the field a serde default.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// `http://host:port`, or `https://host:port` when the peer serves TLS.
+    pub url: Url,
+    /// The bearer token sent with every call; prefer `token_file` in production.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// A file holding the bearer token (a mounted Kubernetes secret); read at start.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The CA certificate (PEM) that signs the peer's certificate; unset trusts the system roots.
+    #[serde(default)]
+    pub ca_cert: Option<PathBuf>,
+    /// Connect timeout and default deadline of each call.
+    #[serde(with = "super::duration", default = "default_peer_timeout")]
+    pub timeout: Duration,
+}
+
+fn default_peer_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl PeerConfig {
+    /// A peer at `url` with no token, system roots and a 10 s deadline.
+    pub fn at(url: Url) -> Self {
+        Self {
+            url,
+            token: None,
+            token_file: None,
+            ca_cert: None,
+            timeout: default_peer_timeout(),
+        }
+    }
+
+    /// The token to send: the file's content (trimmed) when `token_file` is set, else `token`.
+    pub fn resolve_token(&self) -> Result<Option<String>, ConfigError> {
+        match &self.token_file {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|token| Some(token.trim().to_owned()))
+                .map_err(|err| ConfigError::Invalid {
+                    key: "token_file".to_owned(),
+                    reason: format!("cannot read {}: {err}", path.display()),
+                }),
+            None => Ok(self.token.clone()),
+        }
+    }
+
+    /// A channel to the peer that connects on first use and reconnects after failures, so services
+    /// may start in any order.
+    pub fn connect_lazy(&self) -> Result<crate::client::AuthChannel, ConfigError> {
+        let tls = self.ca_cert.as_ref().map(|ca| crate::tls::ClientTls {
+            ca_path: Some(ca.clone()),
+            cert_path: None,
+            key_path: None,
+        });
+        crate::client::connect_lazy(&self.url, tls.as_ref(), self.resolve_token()?, self.timeout)
+            .map_err(|err| ConfigError::Invalid {
+                key: "url".to_owned(),
+                reason: err.to_string(),
+            })
+    }
+}
+
+impl fmt::Debug for PeerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeerConfig")
+            .field("url", &self.url.as_str())
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("token_file", &self.token_file)
+            .field("ca_cert", &self.ca_cert)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl Validate for PeerConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !matches!(self.url.scheme(), "http" | "https") {
+            return Err(ConfigError::Invalid {
+                key: "url".to_owned(),
+                reason: format!("`{}` must be an http:// or https:// URL", self.url),
+            });
+        }
+        if self.ca_cert.is_some() && self.url.scheme() != "https" {
+            return Err(ConfigError::Invalid {
+                key: "ca_cert".to_owned(),
+                reason: "is set but the url is http://; use https:// or remove ca_cert".to_owned(),
+            });
+        }
+        if let Some(path) = &self.ca_cert {
+            check_file("ca_cert", path)?;
+        }
+        if self.timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: "timeout".to_owned(),
+                reason: "must be greater than zero, e.g. `10s`".to_owned(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,4 +1,4 @@
-//! Where datasets live: object-store URL prefixes (`file:///abs/dir`, `s3://bucket/prefix`,
+//! Where lake data lives: object-store URL prefixes (`file:///abs/dir`, `s3://bucket/prefix`,
 //! `gs://bucket/prefix`, `memory://name`) turned into an `object_store` client and a path prefix.
 //!
 //! One client per store (scheme + authority), shared by every prefix in it, so a `memory://` lake is one
@@ -7,20 +7,20 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::error::ApiError;
 use object_store::ObjectStore;
 use object_store::path::Path;
-use plinth_runtime::error::ApiError;
 use url::Url;
 
 /// A dataset root: an object store and the path prefix under which dataset directories sit.
 #[derive(Clone)]
-pub(crate) struct Location {
+pub struct Location {
     /// The client of the store.
-    pub(crate) store: Arc<dyn ObjectStore>,
+    pub store: Arc<dyn ObjectStore>,
     /// The prefix inside the store (empty for a bucket root).
-    pub(crate) prefix: Path,
+    pub prefix: Path,
     /// The normalized URL prefix, without a trailing `/`.
-    pub(crate) url: String,
+    pub url: String,
 }
 
 impl std::fmt::Debug for Location {
@@ -34,7 +34,7 @@ impl std::fmt::Debug for Location {
 
 impl Location {
     /// The store path of `relative` (a `/`-separated path under the prefix).
-    pub(crate) fn path(&self, relative: &str) -> Path {
+    pub fn path(&self, relative: &str) -> Path {
         let parts = self.prefix.parts().chain(
             relative
                 .split('/')
@@ -45,7 +45,7 @@ impl Location {
     }
 
     /// The path of `path` relative to the prefix, `/`-separated; `None` outside the prefix.
-    pub(crate) fn relative(&self, path: &Path) -> Option<String> {
+    pub fn relative(&self, path: &Path) -> Option<String> {
         let parts = path.prefix_match(&self.prefix)?;
         Some(
             parts
@@ -56,13 +56,13 @@ impl Location {
     }
 
     /// The URL of `relative`, as shown to users.
-    pub(crate) fn url_of(&self, relative: &str) -> String {
+    pub fn url_of(&self, relative: &str) -> String {
         format!("{}/{relative}", self.url)
     }
 }
 
 /// Normalizes a URL prefix: parsed, supported scheme, no trailing `/`.
-pub(crate) fn normalize_url(url_prefix: &str) -> Result<String, ApiError> {
+pub fn normalize_url(url_prefix: &str) -> Result<String, ApiError> {
     let trimmed = url_prefix.trim().trim_end_matches('/');
     let url = Url::parse(trimmed).map_err(|err| invalid_url(url_prefix, &err.to_string()))?;
     if !matches!(url.scheme(), "file" | "s3" | "gs" | "memory") {
@@ -88,7 +88,7 @@ fn invalid_url(url_prefix: &str, why: &str) -> ApiError {
 }
 
 /// The object-store clients, one per store, built with the lake's options.
-pub(crate) struct Locations {
+pub struct Locations {
     options: BTreeMap<String, String>,
     stores: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
 }
@@ -101,7 +101,7 @@ impl std::fmt::Debug for Locations {
 
 impl Locations {
     /// No store yet; `options` go to `object_store::parse_url_opts`.
-    pub(crate) fn new(options: BTreeMap<String, String>) -> Self {
+    pub fn new(options: BTreeMap<String, String>) -> Self {
         Self {
             options,
             stores: Mutex::new(HashMap::new()),
@@ -109,7 +109,7 @@ impl Locations {
     }
 
     /// The location of `url_prefix` (normalized with [`normalize_url`]). A `file://` prefix is created.
-    pub(crate) fn get(&self, url_prefix: &str) -> Result<Location, ApiError> {
+    pub fn get(&self, url_prefix: &str) -> Result<Location, ApiError> {
         let normalized = normalize_url(url_prefix)?;
         let url =
             Url::parse(&normalized).map_err(|err| invalid_url(url_prefix, &err.to_string()))?;
@@ -119,7 +119,7 @@ impl Locations {
                 ApiError::invalid_argument(
                     "LAKE_STORE_UNUSABLE",
                     format!(
-                        "cannot open the object store of `{normalized}`: {err}; check the URL and the lake.options (endpoint, region, credentials)"
+                        "cannot open the object store of `{normalized}`: {err}; check the URL and the lake options (endpoint, region, credentials)"
                     ),
                 )
             },
@@ -129,7 +129,7 @@ impl Locations {
                 ApiError::failed_precondition(
                     "LAKE_DIRECTORY_UNUSABLE",
                     format!(
-                        "cannot create the lake directory {}: {err}; create it or give the gateway write access",
+                        "cannot create the lake directory {}: {err}; create it or give the service write access",
                         url.path()
                     ),
                 )

@@ -1,0 +1,12 @@
+//! The feature store's rules, free of IO: no tonic, no sqlx, no object store, no Redis.
+//!
+//! - [`value`]: value types and values of features and entity keys.
+//! - [`definitions`]: entities, sources, feature views, feature services and the project they form.
+//! - [`pit`]: the point-in-time join of entity rows and feature rows, on Arrow, in memory.
+//! - [`entity_key`]: the stable binary encoding of an entity key, the online stores' key.
+//! - [`online_row`]: a view's latest row per entity online, its encoding, and the write and read rules.
+//! - [`selection`]: a feature service or feature references resolved into views and output names.
+
+pub mod definitions;
+pub mod selection;
+pub mod value;
