@@ -8,5 +8,6 @@
 //! - [`selection`]: a feature service or feature references resolved into views and output names.
 
 pub mod definitions;
+pub mod pit;
 pub mod selection;
 pub mod value;

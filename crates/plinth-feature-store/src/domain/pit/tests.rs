@@ -1,0 +1,383 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{
+    Array, ArrayRef, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMicrosecondArray, TimestampNanosecondArray, UInt64Array,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::columns::{key_type_fits, timestamps_micros};
+use super::{EntityRows, FeatureRows, JoinOptions, PitError, join, reference, winners};
+use crate::domain::value::ValueType;
+
+fn ts(values: &[Option<i64>]) -> TimestampMicrosecondArray {
+    values.iter().copied().collect()
+}
+
+fn ints(values: &[Option<i64>]) -> ArrayRef {
+    Arc::new(values.iter().copied().collect::<Int64Array>())
+}
+
+fn floats(values: &[Option<f64>]) -> ArrayRef {
+    Arc::new(values.iter().copied().collect::<Float64Array>())
+}
+
+fn winner_list(array: &UInt64Array) -> Vec<Option<u64>> {
+    array.iter().collect()
+}
+
+/// Feature rows of one int key with `(key, event, created, value)` tuples.
+fn feature_rows(rows: &[(i64, i64, Option<i64>, Option<f64>)]) -> FeatureRows {
+    FeatureRows {
+        keys: vec![ints(
+            &rows.iter().map(|row| Some(row.0)).collect::<Vec<_>>(),
+        )],
+        event_timestamps: ts(&rows.iter().map(|row| Some(row.1)).collect::<Vec<_>>()),
+        created_timestamps: Some(ts(&rows.iter().map(|row| row.2).collect::<Vec<_>>())),
+        features: vec![floats(&rows.iter().map(|row| row.3).collect::<Vec<_>>())],
+    }
+}
+
+fn entity_rows(rows: &[(Option<i64>, Option<i64>)]) -> EntityRows {
+    EntityRows {
+        keys: vec![ints(&rows.iter().map(|row| row.0).collect::<Vec<_>>())],
+        timestamps: ts(&rows.iter().map(|row| row.1).collect::<Vec<_>>()),
+    }
+}
+
+fn check(
+    entity: &EntityRows,
+    features: &FeatureRows,
+    options: JoinOptions,
+    expected: &[Option<u64>],
+) {
+    let fast = winners(entity, features, &options).unwrap();
+    let slow = reference::winners(entity, features, &options).unwrap();
+    assert_eq!(winner_list(&fast), expected, "fast join");
+    assert_eq!(winner_list(&slow), expected, "reference join");
+}
+
+#[test]
+fn picks_latest_row_at_or_before_the_entity_timestamp() {
+    let features = feature_rows(&[
+        (1, 10, None, Some(1.0)),
+        (1, 20, None, Some(2.0)),
+        (1, 30, None, Some(3.0)),
+        (2, 15, None, Some(4.0)),
+    ]);
+    let entity = entity_rows(&[
+        (Some(1), Some(25)),
+        (Some(1), Some(20)),
+        (Some(1), Some(9)),
+        (Some(2), Some(100)),
+        (Some(3), Some(100)),
+        (None, Some(100)),
+        (Some(1), None),
+        (Some(1), Some(25)),
+    ]);
+    check(
+        &entity,
+        &features,
+        JoinOptions::default(),
+        &[Some(1), Some(1), None, Some(3), None, None, None, Some(1)],
+    );
+}
+
+#[test]
+fn ttl_bounds_are_inclusive_and_zero_means_forever() {
+    let features = feature_rows(&[(1, 100, None, Some(1.0))]);
+    let entity = entity_rows(&[
+        (Some(1), Some(110)),
+        (Some(1), Some(111)),
+        (Some(1), Some(100)),
+    ]);
+    let ttl = JoinOptions {
+        ttl: Duration::from_micros(10),
+        filter_by_created_timestamp: false,
+    };
+    check(&entity, &features, ttl, &[Some(0), None, Some(0)]);
+    check(
+        &entity,
+        &features,
+        JoinOptions::default(),
+        &[Some(0), Some(0), Some(0)],
+    );
+}
+
+#[test]
+fn ties_on_event_time_go_to_the_latest_created_then_the_last_row() {
+    let features = feature_rows(&[
+        (1, 10, Some(12), Some(1.0)),
+        (1, 10, Some(15), Some(2.0)),
+        (1, 10, None, Some(3.0)),
+        (1, 10, Some(11), Some(4.0)),
+        (2, 10, Some(5), Some(5.0)),
+        (2, 10, Some(5), Some(6.0)),
+    ]);
+    let entity = entity_rows(&[(Some(1), Some(20)), (Some(2), Some(20))]);
+    check(
+        &entity,
+        &features,
+        JoinOptions::default(),
+        &[Some(1), Some(5)],
+    );
+}
+
+#[test]
+fn filter_by_created_timestamp_leaves_out_backfills() {
+    let features = feature_rows(&[
+        (1, 10, Some(10), Some(1.0)),
+        (1, 20, Some(50), Some(2.0)),
+        (1, 20, None, Some(3.0)),
+    ]);
+    let entity = entity_rows(&[(Some(1), Some(30)), (Some(1), Some(60))]);
+    let filtered = JoinOptions {
+        ttl: Duration::ZERO,
+        filter_by_created_timestamp: true,
+    };
+    check(&entity, &features, filtered, &[Some(0), Some(1)]);
+    check(
+        &entity,
+        &features,
+        JoinOptions::default(),
+        &[Some(1), Some(1)],
+    );
+}
+
+#[test]
+fn a_null_winner_is_returned_without_falling_back() {
+    let features = feature_rows(&[(1, 10, None, Some(1.0)), (1, 20, None, None)]);
+    let entity = entity_rows(&[(Some(1), Some(25))]);
+    let columns = join(&entity, &features, &JoinOptions::default()).unwrap();
+    assert!(columns[0].is_null(0));
+}
+
+#[test]
+fn int32_entity_keys_meet_int64_feature_keys_but_not_strings() {
+    let features = feature_rows(&[(7, 10, None, Some(1.0))]);
+    let entity = EntityRows {
+        keys: vec![Arc::new(Int32Array::from(vec![7, 8]))],
+        timestamps: ts(&[Some(10), Some(10)]),
+    };
+    check(&entity, &features, JoinOptions::default(), &[Some(0), None]);
+    let text = EntityRows {
+        keys: vec![Arc::new(StringArray::from(vec!["7"]))],
+        timestamps: ts(&[Some(10)]),
+    };
+    let err = winners(&text, &features, &JoinOptions::default()).unwrap_err();
+    assert!(
+        matches!(err, PitError::KeyTypeMismatch { position: 0, .. }),
+        "{err}"
+    );
+    assert!(key_type_fits(
+        &arrow::datatypes::DataType::Int32,
+        ValueType::Int64
+    ));
+    assert!(!key_type_fits(
+        &arrow::datatypes::DataType::Utf8,
+        ValueType::Int64
+    ));
+    assert!(!key_type_fits(
+        &arrow::datatypes::DataType::Float64,
+        ValueType::Int64
+    ));
+}
+
+#[test]
+fn timestamps_of_any_unit_zone_dates_and_text_become_utc_micros() {
+    let nanos: ArrayRef = Arc::new(
+        TimestampNanosecondArray::from(vec![Some(1_500_000_000), None]).with_timezone("+02:00"),
+    );
+    let micros = timestamps_micros("ts", &nanos).unwrap();
+    assert_eq!(
+        micros.iter().collect::<Vec<_>>(),
+        vec![Some(1_500_000), None]
+    );
+    let naive: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![42]));
+    assert_eq!(timestamps_micros("ts", &naive).unwrap().value(0), 42);
+    let dates: ArrayRef = Arc::new(Date32Array::from(vec![1]));
+    assert_eq!(
+        timestamps_micros("ts", &dates).unwrap().value(0),
+        86_400_000_000
+    );
+    let text: ArrayRef = Arc::new(StringArray::from(vec![
+        "1970-01-02T00:00:00Z",
+        "1970-01-02T00:00:00",
+        "1970-01-02T02:00:00+02:00",
+    ]));
+    let parsed = timestamps_micros("ts", &text).unwrap();
+    assert_eq!(parsed.values().to_vec(), vec![86_400_000_000; 3]);
+    let bad: ArrayRef = Arc::new(StringArray::from(vec!["yesterday"]));
+    assert!(matches!(
+        timestamps_micros("ts", &bad),
+        Err(PitError::Cast { .. })
+    ));
+    let float = floats(&[Some(1.0)]);
+    assert!(matches!(
+        timestamps_micros("ts", &float),
+        Err(PitError::NotATimestamp { .. })
+    ));
+}
+
+#[test]
+fn a_global_view_matches_every_entity_row() {
+    let features = FeatureRows {
+        keys: vec![],
+        event_timestamps: ts(&[Some(10), Some(20)]),
+        created_timestamps: None,
+        features: vec![floats(&[Some(1.0), Some(2.0)])],
+    };
+    let entity = EntityRows {
+        keys: vec![],
+        timestamps: ts(&[Some(15), Some(25), Some(5)]),
+    };
+    check(
+        &entity,
+        &features,
+        JoinOptions::default(),
+        &[Some(0), Some(1), None],
+    );
+}
+
+/// Random feature and entity rows over small domains, so that keys repeat, event times collide, created
+/// times tie exactly or are null, and TTL edges are hit exactly.
+struct RandomCase {
+    entity: EntityRows,
+    features: FeatureRows,
+    options: JoinOptions,
+}
+
+fn random_keys(rng: &mut StdRng, n_rows: usize, n_keys: usize, null_rate: f64) -> Vec<ArrayRef> {
+    (0..n_keys)
+        .map(|position| -> ArrayRef {
+            if position % 2 == 0 {
+                let values: Vec<Option<i64>> = (0..n_rows)
+                    .map(|_| (!rng.random_bool(null_rate)).then(|| rng.random_range(0..6)))
+                    .collect();
+                ints(&values)
+            } else {
+                let values: Vec<Option<String>> = (0..n_rows)
+                    .map(|_| {
+                        (!rng.random_bool(null_rate))
+                            .then(|| ["a", "b", "c"][rng.random_range(0..3)].to_owned())
+                    })
+                    .collect();
+                Arc::new(StringArray::from(values))
+            }
+        })
+        .collect()
+}
+
+fn random_case(rng: &mut StdRng) -> RandomCase {
+    let n_keys = rng.random_range(0..3);
+    let n_features = rng.random_range(0..60);
+    let n_entities = rng.random_range(0..40);
+    let has_created = rng.random_bool(0.7);
+    let event: Vec<Option<i64>> = (0..n_features)
+        .map(|_| (!rng.random_bool(0.03)).then(|| rng.random_range(0..30)))
+        .collect();
+    let created: Vec<Option<i64>> = event
+        .iter()
+        .map(|event| {
+            let base = event.unwrap_or(0);
+            (!rng.random_bool(0.1)).then(|| base + rng.random_range(0..4) * rng.random_range(0..8))
+        })
+        .collect();
+    let values: Vec<Option<f64>> = (0..n_features)
+        .map(|row_idx| (!rng.random_bool(0.2)).then_some(row_idx as f64))
+        .collect();
+    let features = FeatureRows {
+        keys: random_keys(rng, n_features, n_keys, 0.03),
+        event_timestamps: ts(&event),
+        created_timestamps: has_created.then(|| ts(&created)),
+        features: vec![floats(&values), ints(&event)],
+    };
+    let entity_ts: Vec<Option<i64>> = (0..n_entities)
+        .map(|_| (!rng.random_bool(0.03)).then(|| rng.random_range(-2..40)))
+        .collect();
+    let mut entity = EntityRows {
+        keys: random_keys(rng, n_entities, n_keys, 0.05),
+        timestamps: ts(&entity_ts),
+    };
+    if n_entities > 1 && rng.random_bool(0.5) {
+        // Duplicate entity rows: repeat the first half.
+        let half: Vec<u64> = (0..n_entities as u64)
+            .map(|row_idx| row_idx % (n_entities as u64 / 2).max(1))
+            .collect();
+        let indices = UInt64Array::from(half);
+        entity = EntityRows {
+            keys: entity
+                .keys
+                .iter()
+                .map(|key| arrow::compute::take(key.as_ref(), &indices, None).unwrap())
+                .collect(),
+            timestamps: arrow::compute::take(&entity.timestamps, &indices, None)
+                .unwrap()
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .unwrap()
+                .clone(),
+        };
+    }
+    let ttl = match rng.random_range(0..3) {
+        0 => Duration::ZERO,
+        _ => Duration::from_micros(rng.random_range(1..12)),
+    };
+    RandomCase {
+        entity,
+        features,
+        options: JoinOptions {
+            ttl,
+            filter_by_created_timestamp: rng.random_bool(0.5),
+        },
+    }
+}
+
+#[test]
+fn the_fast_join_equals_the_brute_force_join_on_random_data() {
+    let mut rng = StdRng::seed_from_u64(0x5eed_f171);
+    for case_idx in 0..3000 {
+        let case = random_case(&mut rng);
+        let fast = winners(&case.entity, &case.features, &case.options).unwrap();
+        let slow = reference::winners(&case.entity, &case.features, &case.options).unwrap();
+        assert_eq!(
+            winner_list(&fast),
+            winner_list(&slow),
+            "case {case_idx}: options {:?}\nentity {:?}\nfeatures {:?}",
+            case.options,
+            case.entity,
+            case.features
+        );
+        let fast_columns = join(&case.entity, &case.features, &case.options).unwrap();
+        let slow_columns = reference::join(&case.entity, &case.features, &case.options).unwrap();
+        assert_eq!(fast_columns.len(), slow_columns.len());
+        for (fast_column, slow_column) in fast_columns.iter().zip(&slow_columns) {
+            assert_eq!(
+                fast_column.to_data(),
+                slow_column.to_data(),
+                "case {case_idx}"
+            );
+            assert_eq!(fast_column.len(), case.entity.timestamps.len());
+        }
+    }
+}
+
+#[test]
+fn several_views_joined_to_the_same_entity_rows_each_equal_the_reference() {
+    let mut rng = StdRng::seed_from_u64(42);
+    for _ in 0..300 {
+        let first = random_case(&mut rng);
+        // Other views over the same entity rows: same key shape, other rows and options.
+        for _ in 0..3 {
+            let mut other = random_case(&mut rng);
+            while other.features.keys.len() != first.entity.keys.len() {
+                other = random_case(&mut rng);
+            }
+            let fast = winners(&first.entity, &other.features, &other.options).unwrap();
+            let slow = reference::winners(&first.entity, &other.features, &other.options).unwrap();
+            assert_eq!(winner_list(&fast), winner_list(&slow));
+        }
+    }
+}
