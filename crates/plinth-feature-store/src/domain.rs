@@ -5,9 +5,13 @@
 //! - [`pit`]: the point-in-time join of entity rows and feature rows, on Arrow, in memory.
 //! - [`entity_key`]: the stable binary encoding of an entity key, the online stores' key.
 //! - [`online_row`]: a view's latest row per entity online, its encoding, and the write and read rules.
+//! - [`parse`]: definition files (YAML) into a validated project, with file and line for every mistake.
+//! - [`plan`]: the changes that take the registry's project to the files' one.
 //! - [`selection`]: a feature service or feature references resolved into views and output names.
 
 pub mod definitions;
 pub mod pit;
+pub mod parse;
+pub mod plan;
 pub mod selection;
 pub mod value;
