@@ -10,6 +10,8 @@
 //! - [`selection`]: a feature service or feature references resolved into views and output names.
 
 pub mod definitions;
+pub mod entity_key;
+pub mod online_row;
 pub mod pit;
 pub mod parse;
 pub mod plan;

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod domain;
+pub mod online;
 
 /// The service name used in logs, metrics and traces.
 pub const SERVICE_NAME: &str = "feature-store";
