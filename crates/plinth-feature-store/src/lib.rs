@@ -10,6 +10,7 @@
 pub mod config;
 pub mod domain;
 pub mod online;
+pub mod registry;
 
 /// The service name used in logs, metrics and traces.
 pub const SERVICE_NAME: &str = "feature-store";
