@@ -85,6 +85,7 @@ pub(super) fn read_file(
 ) {
     let mut reader = Reader {
         path: path.to_owned(),
+        text: text.chars().collect(),
         errors,
     };
     let documents: Vec<Node> = match MarkedYaml::load_from_str(text) {
@@ -158,6 +159,8 @@ impl<'n> Fields<'n> {
 
 struct Reader<'e> {
     path: String,
+    /// The file's characters, to look between a key and its value (node markers count characters).
+    text: Vec<char>,
     errors: &'e mut Vec<DefinitionError>,
 }
 
@@ -173,6 +176,33 @@ impl Reader<'_> {
     fn error(&mut self, node: &Node, message: impl Into<String>) {
         let location = self.location(node);
         self.errors.push(DefinitionError::at(&location, message));
+    }
+
+    /// Reports `key` when it appears more than once in its mapping. The loader keeps the first key's
+    /// place and the last value, so a repeated key shows as a second `:` between the two outside comments.
+    fn check_repeated(&mut self, key: &Node, value: &Node, name: &str, what: &str) {
+        let start = key.span.end.index();
+        let end = value.span.start.index().min(self.text.len());
+        if start >= end {
+            return;
+        }
+        let between: String = self.text[start..end].iter().collect();
+        let colons: usize = between
+            .lines()
+            .map(|line| {
+                line.split('#')
+                    .next()
+                    .unwrap_or_default()
+                    .matches(':')
+                    .count()
+            })
+            .sum();
+        if colons >= 2 {
+            self.error(
+                key,
+                format!("key `{name}` appears more than once in {what}; YAML keeps only the last one, so remove or rename the others"),
+            );
+        }
     }
 
     fn wrong_type(&mut self, node: &Node, what: &str, expected: &str) {
@@ -192,6 +222,7 @@ impl Reader<'_> {
                 self.wrong_type(key, &format!("a key of {what}"), "text");
                 continue;
             };
+            self.check_repeated(key, value, &name, what);
             if !allowed.contains(&name.as_str()) {
                 let hint = match nearest(&name, allowed) {
                     Some(near) => format!("did you mean `{near}`? "),
@@ -351,6 +382,7 @@ impl Reader<'_> {
                 self.wrong_type(key, &format!("a key of {what}"), "text");
                 continue;
             };
+            self.check_repeated(key, value, &key_text, what);
             let value_text = self.label(value, &format!("`{key_text}` in {what}"));
             map.insert(key_text, value_text);
         }

@@ -513,3 +513,33 @@ fn column_widening_is_one_way() {
     assert!(!column_fits(ValueType::Int64, ValueType::Int32));
     assert!(!column_fits(ValueType::Int64, ValueType::Float64));
 }
+
+#[test]
+fn a_repeated_key_is_refused() {
+    check(
+        "feature_views:\n  - name: v\n    source: driver_stats\n    ttl: 1d\n    features: [{name: f, type: int64}]\n    ttl: 2d # again\n",
+        "extra.yaml:4:5",
+        &["key `ttl` appears more than once in feature view `v`"],
+    );
+    check(
+        "entities:\n  - name: e\n    join_keys: [{name: id, type: int64, name: id2}]\n",
+        "extra.yaml:3:18",
+        &["key `name` appears more than once in a join key of entity `e`"],
+    );
+    check(
+        "entities:\n  - name: e\n    join_keys: [{name: id, type: int64}]\n    tags:\n      a: x\n      a: y\n",
+        "extra.yaml:5:7",
+        &["key `a` appears more than once in the tags of entity `e`"],
+    );
+    // Colons in comments, quoted text, nulls and nested values are not repeats.
+    let fine = "\
+sources:
+  - name: s   # name: not a key
+    parquet:
+      url: 'file:///x:y'
+    timestamp_field: ts
+    created_timestamp_column:
+    description: \"a: b\"
+";
+    assert_eq!(errors_with(fine), Vec::<String>::new());
+}
