@@ -32,14 +32,17 @@ pub struct EmbeddedStore {
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if missing) the SQLite database at `url` (`sqlite://path/online.db`, or
-    /// `sqlite::memory:` for a throwaway store) and creates the table.
+    /// Opens (creating if missing) the SQLite database at `url` (`sqlite://path/online.db`) and
+    /// creates the table. Not `sqlite::memory:`: each pooled connection would see its own empty
+    /// database; a throwaway store is a file in a temporary directory.
     pub async fn open(url: &str) -> Result<Self, OnlineError> {
-        if plinth_runtime::database::Backend::of(url) != plinth_runtime::database::Backend::Sqlite {
+        if plinth_runtime::database::Backend::of(url) != plinth_runtime::database::Backend::Sqlite
+            || url.contains(":memory:")
+        {
             return Err(OnlineError::Backend {
                 backend: BACKEND,
                 cause: format!(
-                    "`{url}` is not a SQLite URL; the embedded online store takes `sqlite://<path>`, use Redis otherwise"
+                    "`{url}` is not a SQLite file URL; the embedded online store takes `sqlite://<path>` (a file, not `:memory:`), or use Redis"
                 ),
             });
         }

@@ -58,7 +58,7 @@ return 1
 /// Where the Redis online store is and how long a call may take.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://host:port/db` (or `rediss://` for TLS if the crate is built with it).
+    /// `redis://[user:password@]host:port[/db]`. TLS (`rediss://`) is not built in.
     pub url: url::Url,
     /// Prefix of every key, usually the project name, so projects and tests do not collide.
     pub prefix: String,

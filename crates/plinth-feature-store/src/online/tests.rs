@@ -371,11 +371,11 @@ async fn a_corrupt_redis_value_is_reported_not_misread() {
 }
 
 #[tokio::test]
-async fn the_embedded_store_refuses_a_non_sqlite_url() {
-    let err = EmbeddedStore::open("postgres://user@localhost/db")
-        .await
-        .unwrap_err();
-    assert!(matches!(err, OnlineError::Backend { .. }), "{err}");
+async fn the_embedded_store_refuses_a_non_sqlite_or_memory_url() {
+    for url in ["postgres://user@localhost/db", "sqlite::memory:"] {
+        let err = EmbeddedStore::open(url).await.unwrap_err();
+        assert!(matches!(err, OnlineError::Backend { .. }), "{url}: {err}");
+    }
 }
 
 #[tokio::test]
