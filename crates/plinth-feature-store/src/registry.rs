@@ -39,6 +39,16 @@ pub enum RegistryError {
         /// The driver's error.
         source: sqlx::Error,
     },
+    /// The registry moved on since the plan was made: another apply landed in between.
+    #[error(
+        "the registry changed since the plan was made (version {expected}, now {found}); plan again and apply that plan"
+    )]
+    Conflict {
+        /// The version the plan was made against.
+        expected: i64,
+        /// The version found.
+        found: i64,
+    },
     /// A stored definition does not read back (written by an incompatible version, or edited by hand).
     #[error(
         "the registry's {kind} `{name}` does not read: {message}; apply its definition file again"
@@ -145,6 +155,21 @@ impl Registry {
     /// deletes remove the objects (and a deleted view's watermark). Returns the registry version after,
     /// unchanged when the plan changes nothing.
     pub async fn apply(&self, changes: &[Change]) -> Result<i64> {
+        self.apply_checked(changes, None).await
+    }
+
+    /// [`Registry::apply`], refused with [`RegistryError::Conflict`] unless the registry is still at
+    /// `expected_version`, the version the plan was computed against: a plan shown to a user is applied
+    /// only if nobody applied in between.
+    pub async fn apply_if_version(&self, changes: &[Change], expected_version: i64) -> Result<i64> {
+        self.apply_checked(changes, Some(expected_version)).await
+    }
+
+    async fn apply_checked(
+        &self,
+        changes: &[Change],
+        expected_version: Option<i64>,
+    ) -> Result<i64> {
         let writes: Vec<&Change> = changes
             .iter()
             .filter(|change| {
@@ -155,7 +180,14 @@ impl Registry {
             })
             .collect();
         if writes.is_empty() {
-            return self.version().await;
+            let version = self.version().await?;
+            return match expected_version {
+                Some(expected) if expected != version => Err(RegistryError::Conflict {
+                    expected,
+                    found: version,
+                }),
+                _ => Ok(version),
+            };
         }
         let now = now_micros();
         let mut transaction = self.pool.begin().await?;
@@ -194,6 +226,15 @@ impl Registry {
                 .fetch_one(&mut *transaction)
                 .await?
                 .try_get(0)?;
+        if let Some(expected) = expected_version {
+            if version != expected + 1 {
+                transaction.rollback().await?;
+                return Err(RegistryError::Conflict {
+                    expected,
+                    found: version - 1,
+                });
+            }
+        }
         transaction.commit().await?;
         Ok(version)
     }

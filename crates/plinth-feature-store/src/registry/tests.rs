@@ -270,6 +270,39 @@ async fn concurrent_applies_do_not_interleave(backend: Backend) {
     database.drop_schema().await;
 }
 
+async fn a_plan_made_before_another_apply_is_refused(backend: Backend) {
+    let database = TestDatabase::new(backend).await;
+    let registry = database.registry().await;
+    let desired = project(DEFINITIONS);
+    let version = registry.version().await.unwrap();
+    let changes = plan(&Project::default(), &desired, false).unwrap();
+    assert_eq!(
+        registry.apply_if_version(&changes, version).await.unwrap(),
+        1
+    );
+    // The same plan again, made against version 0, is stale now.
+    let error = registry
+        .apply_if_version(&changes, version)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            RegistryError::Conflict {
+                expected: 0,
+                found: 1
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("plan again"));
+    let nothing = plan(&desired, &desired, false).unwrap();
+    assert!(registry.apply_if_version(&nothing, 0).await.is_err());
+    assert_eq!(registry.apply_if_version(&nothing, 1).await.unwrap(), 1);
+    assert_eq!(registry.load_project().await.unwrap(), desired);
+    database.drop_schema().await;
+}
+
 async fn a_corrupt_row_is_named(backend: Backend) {
     let database = TestDatabase::new(backend).await;
     let registry = database.registry().await;
@@ -315,6 +348,7 @@ on_both_backends!(
     lists_by_kind_owner_and_tags,
     watermarks_only_move_forward,
     concurrent_applies_do_not_interleave,
+    a_plan_made_before_another_apply_is_refused,
     a_corrupt_row_is_named,
 );
 
