@@ -1,6 +1,7 @@
 //! Subcommands and the global connection flags.
 
 pub mod consume;
+pub mod features;
 pub mod lake;
 pub mod produce;
 pub mod schema;
@@ -43,6 +44,11 @@ pub enum Command {
     Consume(Box<consume::ConsumeArgs>),
     /// Land topics in the data lake as Parquet, list datasets and scan them (the data hub).
     Lake(Box<lake::LakeArgs>),
+    /// Plan and apply feature definitions, materialize them, read online features and build training
+    /// sets (the feature store).
+    ///
+    /// Example: plinth features apply features/ && plinth features materialize --incremental
+    Features(Box<features::FeaturesArgs>),
 }
 
 /// Flags shared by client commands.
@@ -64,6 +70,14 @@ pub struct ConnectArgs {
         global = true
     )]
     pub datahub: url::Url,
+    /// Feature store gRPC endpoint (also serves Arrow Flight).
+    #[arg(
+        long,
+        env = "PLINTH_FEATURE_STORE_URL",
+        default_value = "http://127.0.0.1:7003",
+        global = true
+    )]
+    pub feature_store: url::Url,
     /// Bearer token, when the platform has authentication on.
     #[arg(long, env = "PLINTH_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
@@ -108,6 +122,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Produce(command) => produce::run(*command).await,
         Command::Consume(command) => consume::run(*command).await,
         Command::Lake(command) => lake::run(*command).await,
+        Command::Features(command) => features::run(*command).await,
     }
 }
 

@@ -226,14 +226,14 @@ impl Registry {
                 .fetch_one(&mut *transaction)
                 .await?
                 .try_get(0)?;
-        if let Some(expected) = expected_version {
-            if version != expected + 1 {
-                transaction.rollback().await?;
-                return Err(RegistryError::Conflict {
-                    expected,
-                    found: version - 1,
-                });
-            }
+        if let Some(expected) = expected_version
+            && version != expected + 1
+        {
+            transaction.rollback().await?;
+            return Err(RegistryError::Conflict {
+                expected,
+                found: version - 1,
+            });
         }
         transaction.commit().await?;
         Ok(version)
