@@ -8,4 +8,5 @@
 
 mod datahub;
 mod datahub_lake;
+mod feature_store;
 mod schema_registry;

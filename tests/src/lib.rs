@@ -364,3 +364,90 @@ pub async fn start_broker_behind_proxy() -> (plinth_datahub::local_broker::Local
     proxy.forward_to(broker.listen_addr());
     (broker, proxy)
 }
+
+/// A feature store in this process on free ports, with a SQLite registry and a lake in a temporary
+/// directory; the online store is embedded unless `configure` picks Redis.
+#[derive(Debug)]
+pub struct FeatureStoreServer {
+    /// The gRPC (and Arrow Flight) address.
+    pub grpc: SocketAddr,
+    /// The HTTP address (Feast's JSON API).
+    pub http: SocketAddr,
+    /// The lake root directory.
+    pub lake_dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl FeatureStoreServer {
+    /// Starts a feature store after `configure` adjusts its configuration (the lake is at `lake_dir`).
+    pub async fn start_with(configure: impl FnOnce(&mut plinth_feature_store::Config)) -> Self {
+        let dir = TempDir::new("plinth-feature-store");
+        let lake_dir = dir.0.join("lake");
+        std::fs::create_dir_all(&lake_dir).unwrap_or_else(|err| panic!("lake dir: {err}"));
+        let mut config = plinth_feature_store::Config::default();
+        config.server.grpc.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        config.server.http.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        config.server.shutdown_grace_period = std::time::Duration::from_secs(5);
+        config.database.url = format!("sqlite://{}?mode=rwc", dir.0.join("registry.db").display());
+        config.online.embedded_url =
+            format!("sqlite://{}?mode=rwc", dir.0.join("online.db").display());
+        config.online.key_prefix = unique_name("fs");
+        config.lake.root = format!("file://{}", lake_dir.display());
+        config.training.spill_dir = Some(dir.0.join("spill"));
+        configure(&mut config);
+        let bound = plinth_feature_store::bind(&config)
+            .await
+            .unwrap_or_else(|err| panic!("feature store starts: {err}"));
+        let (grpc, http) = (bound.grpc_addr(), bound.http_addr());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            let _ = bound
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Self {
+            grpc,
+            http,
+            lake_dir,
+            stop: Some(stop),
+            done: Some(done),
+            _dir: dir,
+        }
+    }
+
+    /// A gRPC client of the feature store.
+    pub async fn client(
+        &self,
+    ) -> plinth_proto::featurestore::v1::feature_store_service_client::FeatureStoreServiceClient<
+        plinth_runtime::client::AuthChannel,
+    > {
+        let endpoint = format!("http://{}", self.grpc)
+            .parse()
+            .unwrap_or_else(|err| panic!("feature store endpoint: {err}"));
+        let channel = plinth_runtime::client::connect(
+            &endpoint,
+            None,
+            None,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        .unwrap_or_else(|err| panic!("feature store connects: {err}"));
+        plinth_proto::featurestore::v1::feature_store_service_client::FeatureStoreServiceClient::new(
+            channel,
+        )
+    }
+
+    /// Stops the feature store and waits until it has shut down.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}

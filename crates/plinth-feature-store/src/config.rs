@@ -144,7 +144,7 @@ pub enum OnlineStoreKind {
 pub struct OnlineConfig {
     /// Which store.
     pub store: OnlineStoreKind,
-    /// Redis: `redis://host:6379/0` or `rediss://…` for TLS (credentials in the URL or a secret).
+    /// Redis: `redis://[user:password@]host:6379/0` (credentials in the URL, from a secret).
     pub redis_url: String,
     /// Embedded: the SQLite database URL.
     pub embedded_url: String,
@@ -177,10 +177,10 @@ impl Validate for OnlineConfig {
                         format!("is not a URL ({err}); use redis://host:6379/0"),
                     )
                 })?;
-                if !matches!(url.scheme(), "redis" | "rediss") {
+                if url.scheme() != "redis" {
                     return Err(invalid(
                         "online.redis_url",
-                        "must start with redis:// or rediss://",
+                        "must start with redis:// (TLS to Redis, rediss://, is not supported yet; use a TLS sidecar)",
                     ));
                 }
             }

@@ -9,11 +9,12 @@
 //! - [`plan`]: the changes that take the registry's project to the files' one.
 //! - [`selection`]: a feature service or feature references resolved into views and output names.
 
+pub mod arrow_values;
 pub mod definitions;
 pub mod entity_key;
 pub mod online_row;
-pub mod pit;
 pub mod parse;
 pub mod plan;
+pub mod pit;
 pub mod selection;
 pub mod value;

@@ -91,6 +91,27 @@ fn names<'a>(names: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
+/// A request's feature selection before it is resolved against the project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureRequest {
+    /// A feature service, by name.
+    Service(String),
+    /// Feature references `view:feature`.
+    Refs(Vec<String>),
+}
+
+/// Resolves a request's selection (a service or references).
+pub fn resolve(
+    project: &Project,
+    request: &FeatureRequest,
+    purpose: Purpose,
+) -> Result<Vec<SelectedView>, SelectionError> {
+    match request {
+        FeatureRequest::Service(name) => resolve_service(project, name, purpose),
+        FeatureRequest::Refs(references) => resolve_refs(project, references, purpose),
+    }
+}
+
 /// Resolves a feature service into its views and features.
 pub fn resolve_service(
     project: &Project,
