@@ -94,9 +94,9 @@ impl TrainingSetPlan {
                 .collect();
             let mut features = Vec::with_capacity(selected.features.len());
             for name in &selected.features {
-                let feature = view.feature(name).ok_or_else(|| {
-                    unusable(format!("it has no feature `{name}`"))
-                })?;
+                let feature = view
+                    .feature(name)
+                    .ok_or_else(|| unusable(format!("it has no feature `{name}`")))?;
                 let output_name = names.next().ok_or_else(|| {
                     unusable("the selection's output names do not match its features".to_owned())
                 })?;

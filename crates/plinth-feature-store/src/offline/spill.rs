@@ -166,7 +166,8 @@ impl PartitionWriter {
 /// The batches of a partition file, in write order.
 pub(crate) fn read_batches(path: &Path) -> Result<Vec<RecordBatch>, OfflineError> {
     let file = File::open(path).map_err(|err| scratch_error(path, &err))?;
-    let reader = FileReader::try_new_buffered(file, None).map_err(|err| scratch_error(path, &err))?;
+    let reader =
+        FileReader::try_new_buffered(file, None).map_err(|err| scratch_error(path, &err))?;
     reader
         .map(|batch| batch.map_err(|err| scratch_error(path, &err)))
         .collect()
@@ -185,7 +186,11 @@ pub(crate) fn read_partition(
 }
 
 /// The partition of each row: a hash of its key columns modulo `n` (all rows in 0 without keys).
-pub(crate) fn key_partitions(keys: &[ArrayRef], n_rows: usize, n: usize) -> Result<Vec<u32>, OfflineError> {
+pub(crate) fn key_partitions(
+    keys: &[ArrayRef],
+    n_rows: usize,
+    n: usize,
+) -> Result<Vec<u32>, OfflineError> {
     let n = u64::try_from(n.max(1)).unwrap_or(1);
     if keys.is_empty() || n == 1 {
         return Ok(vec![0; n_rows]);

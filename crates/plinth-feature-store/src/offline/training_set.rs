@@ -30,9 +30,9 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::domain::definitions::BatchLocation;
 use crate::domain::pit::columns::{arrow_type, key_type_fits, timestamps_micros, utc_micros_type};
 use crate::domain::pit::{EntityRows, FeatureRows, JoinOptions};
-use crate::domain::definitions::BatchLocation;
 use crate::offline::output::{LakeOutput, Output};
 use crate::offline::plan::{TrainingSetPlan, ViewPlan};
 use crate::offline::reader::{self, EventWindow, ReadColumn};
@@ -97,9 +97,9 @@ pub async fn build_training_set(
     let (entity_schema, entity_stream, entity_bytes) = open_entities(context, entities).await?;
     let output_schema = check_entities(&entity_schema, &plan)?;
     let mut output = match sink {
-        OutputSink::LakeDataset(name) => Output::Lake(
-            LakeOutput::open(context, &name, Arc::clone(&output_schema)).await?,
-        ),
+        OutputSink::LakeDataset(name) => {
+            Output::Lake(LakeOutput::open(context, &name, Arc::clone(&output_schema)).await?)
+        }
         OutputSink::Channel(sender) => Output::Channel(sender),
     };
     let job = Job {
@@ -184,8 +184,7 @@ async fn open_entities(
 /// Checks the entity columns against the plan; returns the output schema.
 fn check_entities(schema: &SchemaRef, plan: &TrainingSetPlan) -> Result<SchemaRef, OfflineError> {
     let timestamp_column = &plan.entity_timestamp_column;
-    let timestamp_expected =
-        "the entity rows' timestamps: an Arrow timestamp (no time zone means UTC), a date or ISO 8601 text";
+    let timestamp_expected = "the entity rows' timestamps: an Arrow timestamp (no time zone means UTC), a date or ISO 8601 text";
     let timestamp = schema.field_with_name(timestamp_column).map_err(|_| {
         OfflineError::MissingEntityColumn {
             column: timestamp_column.clone(),
@@ -228,7 +227,11 @@ fn check_entities(schema: &SchemaRef, plan: &TrainingSetPlan) -> Result<SchemaRe
             }
         }
     }
-    let mut fields: Vec<Field> = schema.fields().iter().map(|field| field.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| field.as_ref().clone())
+        .collect();
     for view in &plan.views {
         for feature in &view.features {
             if schema.field_with_name(&feature.output_name).is_ok() {
@@ -296,7 +299,8 @@ impl Job<'_> {
             let PassInput::Entities(stream) = input else {
                 return Err(OfflineError::Arrow("no entity stream".to_owned()));
             };
-            self.spill_entities(stream, &[], &mut writer, &mut stats).await?;
+            self.spill_entities(stream, &[], &mut writer, &mut stats)
+                .await?;
             input = PassInput::Spilled(writer.finish()?);
         }
         for (view_idx, view) in self.plan.views.iter().enumerate() {
@@ -371,11 +375,12 @@ impl Job<'_> {
                     has_created: view.created_column.is_some(),
                     options,
                 };
-                let joined = tokio::task::spawn_blocking(move || {
-                    task.run(&entity_part, &feature_part)
-                })
-                .await
-                .map_err(|err| OfflineError::Arrow(format!("a partition's join failed: {err}")))??;
+                let joined =
+                    tokio::task::spawn_blocking(move || task.run(&entity_part, &feature_part))
+                        .await
+                        .map_err(|err| {
+                            OfflineError::Arrow(format!("a partition's join failed: {err}"))
+                        })??;
                 match &mut next_writer {
                     Some(writer) => {
                         let partitions = vec![partition as u32; joined.num_rows()];
@@ -457,15 +462,19 @@ impl Job<'_> {
             }
             let timestamps = timestamps_micros(
                 &self.plan.entity_timestamp_column,
-                batch.column(self.entity_schema.index_of(&self.plan.entity_timestamp_column)?),
+                batch.column(
+                    self.entity_schema
+                        .index_of(&self.plan.entity_timestamp_column)?,
+                ),
             )?;
             for time in timestamps.iter().flatten() {
                 stats.earliest = Some(stats.earliest.map_or(time, |earliest| earliest.min(time)));
                 stats.latest = Some(stats.latest.map_or(time, |latest| latest.max(time)));
             }
             let n_rows = batch.num_rows() as u64;
-            let row_index: ArrayRef =
-                Arc::new(UInt64Array::from_iter_values(stats.rows..stats.rows + n_rows));
+            let row_index: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+                stats.rows..stats.rows + n_rows,
+            ));
             stats.rows += n_rows;
             let mut columns = batch.columns().to_vec();
             columns.push(row_index);
@@ -620,7 +629,10 @@ impl PartitionJoin {
         let joined = crate::domain::pit::join(&entity_rows, &feature_rows, &self.options)?;
         let mut columns = entity.columns().to_vec();
         columns.extend(joined);
-        Ok(RecordBatch::try_new(Arc::clone(&self.output_schema), columns)?)
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.output_schema),
+            columns,
+        )?)
     }
 }
 
@@ -645,13 +657,21 @@ fn columns_at(batch: &RecordBatch, positions: &[usize]) -> Vec<ArrayRef> {
 }
 
 fn with_field(schema: &SchemaRef, field: Field) -> SchemaRef {
-    let mut fields: Vec<Field> = schema.fields().iter().map(|field| field.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| field.as_ref().clone())
+        .collect();
     fields.push(field);
     Arc::new(Schema::new(fields))
 }
 
 fn with_features(schema: &SchemaRef, view: &ViewPlan) -> SchemaRef {
-    let mut fields: Vec<Field> = schema.fields().iter().map(|field| field.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| field.as_ref().clone())
+        .collect();
     for feature in &view.features {
         fields.push(Field::new(
             &feature.output_name,

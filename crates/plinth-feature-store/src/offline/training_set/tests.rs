@@ -117,7 +117,9 @@ fn write_driver_lake(root: &std::path::Path, rows: &RecordBatch) -> RecordBatch 
     let dataset = root.join("driver_stats");
     let old = rows.slice(0, third).project(&[0, 1, 2, 3]).unwrap();
     write_parquet(
-        &dataset.join("event_date=2024-01-01/partition=0/00000000000000000000-00000000000000000009.parquet"),
+        &dataset.join(
+            "event_date=2024-01-01/partition=0/00000000000000000000-00000000000000000009.parquet",
+        ),
         &old,
     );
     let middle = rows.slice(third, third);
@@ -135,7 +137,9 @@ fn write_driver_lake(root: &std::path::Path, rows: &RecordBatch) -> RecordBatch 
     )
     .unwrap();
     write_parquet(
-        &dataset.join("event_date=2024-01-02/partition=1/00000000000000000010-00000000000000000019.parquet"),
+        &dataset.join(
+            "event_date=2024-01-02/partition=1/00000000000000000010-00000000000000000019.parquet",
+        ),
         &middle,
     );
     write_parquet(
@@ -151,7 +155,9 @@ fn write_driver_lake(root: &std::path::Path, rows: &RecordBatch) -> RecordBatch 
         .as_any()
         .downcast_ref::<Int64Array>()
         .unwrap();
-    trips.extend((third..rows.num_rows()).map(|row| all_trips.is_valid(row).then(|| all_trips.value(row))));
+    trips.extend(
+        (third..rows.num_rows()).map(|row| all_trips.is_valid(row).then(|| all_trips.value(row))),
+    );
     let mut columns = rows.columns().to_vec();
     columns[4] = Arc::new(Int64Array::from(trips));
     RecordBatch::try_new(rows.schema(), columns).unwrap()
@@ -269,7 +275,11 @@ fn entity_rows(rng: &mut StdRng, n_rows: usize) -> RecordBatch {
     RecordBatch::try_from_iter(vec![
         (
             "driver_id",
-            Arc::new(repeat(n_rows).map(|row| drivers[row]).collect::<Int32Array>()) as ArrayRef,
+            Arc::new(
+                repeat(n_rows)
+                    .map(|row| drivers[row])
+                    .collect::<Int32Array>(),
+            ) as ArrayRef,
         ),
         (
             "customer_id",
@@ -346,7 +356,9 @@ struct Fixture {
 }
 
 fn fixture(seed: u64, n_entities: usize, filter_by_created_timestamp: bool) -> Fixture {
-    fixture_with(seed, filter_by_created_timestamp, |rng| entity_rows(rng, n_entities))
+    fixture_with(seed, filter_by_created_timestamp, |rng| {
+        entity_rows(rng, n_entities)
+    })
 }
 
 fn fixture_with(
@@ -398,7 +410,10 @@ async fn a_lake_training_set_equals_the_reference_join_in_entity_order() {
         let summary = build_training_set(
             &fixture.lake.context,
             fixture.plan.clone(),
-            EntityInput::Batches(vec![fixture.entities.slice(0, 150), fixture.entities.slice(150, 250)]),
+            EntityInput::Batches(vec![
+                fixture.entities.slice(0, 150),
+                fixture.entities.slice(150, 250),
+            ]),
             OutputSink::LakeDataset("training".to_owned()),
         )
         .await
@@ -450,7 +465,10 @@ async fn a_lake_training_set_equals_the_reference_join_in_entity_order() {
             OutputSink::LakeDataset("training".to_owned()),
         )
         .await;
-        assert!(matches!(again, Err(OfflineError::OutputExists { .. })), "{again:?}");
+        assert!(
+            matches!(again, Err(OfflineError::OutputExists { .. })),
+            "{again:?}"
+        );
     }
 }
 
@@ -476,17 +494,29 @@ async fn a_big_training_set_comes_out_in_partition_order_with_the_same_rows() {
         .unwrap()
         .values()
         .to_vec();
-    assert_ne!(found, in_order, "partition order should differ from input order");
+    assert_ne!(
+        found, in_order,
+        "partition order should differ from input order"
+    );
     let order = sort_to_indices(labels, None, None).unwrap();
-    assert_columns(&take_record_batch(&output, &order).unwrap(), &fixture.expected);
+    assert_columns(
+        &take_record_batch(&output, &order).unwrap(),
+        &fixture.expected,
+    );
 }
 
 #[tokio::test]
 async fn entity_rows_from_parquet_with_naive_timestamps_are_read_as_utc() {
     let fixture = fixture(3, 120, false);
     let entity_dir = fixture.lake.root.join("entity_rows");
-    write_parquet(&entity_dir.join("event_date=2024-01-01/written/a.parquet"), &fixture.entities.slice(0, 70));
-    write_parquet(&entity_dir.join("event_date=2024-01-02/written/b.parquet"), &fixture.entities.slice(70, 50));
+    write_parquet(
+        &entity_dir.join("event_date=2024-01-01/written/a.parquet"),
+        &fixture.entities.slice(0, 70),
+    );
+    write_parquet(
+        &entity_dir.join("event_date=2024-01-02/written/b.parquet"),
+        &fixture.entities.slice(70, 50),
+    );
     let mut context = fixture.lake.context.clone();
     context.partitions = None;
     context.target_partition_bytes = 4096;
@@ -499,7 +529,10 @@ async fn entity_rows_from_parquet_with_naive_timestamps_are_read_as_utc() {
     )
     .await
     .unwrap();
-    assert!(summary.partitions.iter().all(|&count| count > 1), "{summary:?}");
+    assert!(
+        summary.partitions.iter().all(|&count| count > 1),
+        "{summary:?}"
+    );
     let mut batches = Vec::new();
     while let Some(batch) = receiver.recv().await {
         batches.push(batch.unwrap());
@@ -532,7 +565,10 @@ async fn entity_columns_are_checked_before_any_work() {
         "{err}"
     );
     let float_driver = RecordBatch::try_from_iter(vec![
-        ("driver_id", Arc::new(Float64Array::from(vec![1.0; 10])) as ArrayRef),
+        (
+            "driver_id",
+            Arc::new(Float64Array::from(vec![1.0; 10])) as ArrayRef,
+        ),
         ("customer_id", Arc::clone(fixture.entities.column(1))),
         ("event_timestamp", Arc::clone(fixture.entities.column(2))),
     ])
@@ -570,7 +606,10 @@ async fn short_names_that_collide_are_refused() {
     let err = TrainingSetPlan::new(&project, &selection, true, false).unwrap_err();
     assert!(matches!(err, OfflineError::Selection(_)), "{err}");
     let plan = TrainingSetPlan::new(&project, &selection, false, false).unwrap();
-    assert_eq!(plan.views[1].features[0].output_name, "customer_stats__trips");
+    assert_eq!(
+        plan.views[1].features[0].output_name,
+        "customer_stats__trips"
+    );
     assert_eq!(plan.views[1].key_columns, vec!["cust".to_owned()]);
 }
 
@@ -605,11 +644,17 @@ async fn a_source_file_without_the_event_time_is_an_error_naming_it() {
     let fixture = fixture(2, 20, false);
     let broken = RecordBatch::try_from_iter(vec![
         ("driver_id", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
-        ("conv_rate", Arc::new(Float64Array::from(vec![1.0])) as ArrayRef),
+        (
+            "conv_rate",
+            Arc::new(Float64Array::from(vec![1.0])) as ArrayRef,
+        ),
     ])
     .unwrap();
     write_parquet(
-        &fixture.lake.root.join("driver_stats/event_date=2024-01-04/written/broken.parquet"),
+        &fixture
+            .lake
+            .root
+            .join("driver_stats/event_date=2024-01-04/written/broken.parquet"),
         &broken,
     );
     let err = build_training_set(
@@ -672,20 +717,32 @@ async fn rows_at_the_edges_of_the_read_window_are_joined() {
         RecordBatch::try_from_iter(vec![
             (
                 "driver_id",
-                Arc::new((0..n_rows).map(|row| Some(row % 25)).collect::<Int32Array>()) as ArrayRef,
+                Arc::new(
+                    (0..n_rows)
+                        .map(|row| Some(row % 25))
+                        .collect::<Int32Array>(),
+                ) as ArrayRef,
             ),
             (
                 "customer_id",
-                Arc::new((0..n_rows).map(|row| Some(format!("c{}", row % 10))).collect::<StringArray>())
-                    as ArrayRef,
+                Arc::new(
+                    (0..n_rows)
+                        .map(|row| Some(format!("c{}", row % 10)))
+                        .collect::<StringArray>(),
+                ) as ArrayRef,
             ),
             (
                 "event_timestamp",
                 Arc::new(TimestampMillisecondArray::from(
-                    (0..n_rows).map(|row| if row < 25 { 10 } else { 20 } * HOUR / 1000).collect::<Vec<_>>(),
+                    (0..n_rows)
+                        .map(|row| if row < 25 { 10 } else { 20 } * HOUR / 1000)
+                        .collect::<Vec<_>>(),
                 )) as ArrayRef,
             ),
-            ("label", Arc::new(Int64Array::from((0..i64::from(n_rows)).collect::<Vec<_>>())) as ArrayRef),
+            (
+                "label",
+                Arc::new(Int64Array::from((0..i64::from(n_rows)).collect::<Vec<_>>())) as ArrayRef,
+            ),
         ])
         .unwrap()
     });
