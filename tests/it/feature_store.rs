@@ -283,7 +283,10 @@ async fn definitions_materialize_and_serve_online_over_grpc_and_feast_http() {
         body["metadata"]["feature_names"],
         serde_json::json!(["driver_id", "conv_rate", "trips"])
     );
-    assert_eq!(body["results"][0]["values"], serde_json::json!([1001, 9999]));
+    assert_eq!(
+        body["results"][0]["values"],
+        serde_json::json!([1001, 9999])
+    );
     assert_eq!(body["results"][1]["values"], serde_json::json!([0.2, null]));
     assert_eq!(
         body["results"][1]["statuses"],
@@ -371,7 +374,13 @@ async fn training_sets_join_point_in_time_into_the_lake() {
         Field::new("label", DataType::Int64, false),
     ]));
     // 1001 between the two events, 1001 after the second (twice), 1002 before its first, and 1003.
-    let entity_times = [T0 + HOUR, T0 + 3 * HOUR, T0 + 3 * HOUR, T0 - HOUR, T0 + HOUR];
+    let entity_times = [
+        T0 + HOUR,
+        T0 + 3 * HOUR,
+        T0 + 3 * HOUR,
+        T0 - HOUR,
+        T0 + HOUR,
+    ];
     let batch = RecordBatch::try_new(
         schema.clone(),
         vec![

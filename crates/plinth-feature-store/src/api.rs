@@ -1,5 +1,5 @@
 //! `plinth.featurestore.v1.FeatureStoreService`: one short method per RPC over [`FeatureStore`], and
-//! the access policy (roles) of every feature store RPC. Conversions live in [`convert`].
+//! the access policy (roles) of every feature store RPC. Conversions live in `api/convert.rs`.
 
 pub(crate) mod convert;
 
@@ -192,11 +192,9 @@ impl FeatureStoreService for GrpcApi {
         request: Request<pb::GetTrainingSetRequest>,
     ) -> RpcResult<pb::GetTrainingSetResponse> {
         let request = request.into_inner();
-        let output = request
-            .output_dataset
-            .ok_or_else(|| {
-                crate::error::required("output_dataset", "name the lake dataset to write")
-            })?;
+        let output = request.output_dataset.ok_or_else(|| {
+            crate::error::required("output_dataset", "name the lake dataset to write")
+        })?;
         let training_set = request.training_set.ok_or_else(|| {
             crate::error::required("training_set", "give the features and the entity rows")
         })?;
@@ -226,8 +224,7 @@ impl FeatureStoreService for GrpcApi {
                     start_time: outcome.window.start.map(micros_to_timestamp),
                     end_time: Some(micros_to_timestamp(outcome.window.end)),
                     rows_read: i64::try_from(outcome.rows_read).unwrap_or(i64::MAX),
-                    entities_written: i64::try_from(outcome.entities_written)
-                        .unwrap_or(i64::MAX),
+                    entities_written: i64::try_from(outcome.entities_written).unwrap_or(i64::MAX),
                 })
                 .collect(),
         })
@@ -345,10 +342,19 @@ mod tests {
     fn roles_follow_what_an_rpc_changes() {
         let role = |path: &str| FeatureStoreAccessPolicy.required_role(&http::Method::POST, path);
         let service = "/plinth.featurestore.v1.FeatureStoreService";
-        assert_eq!(role(&format!("{service}/ApplyDefinitions")), Some(Role::Admin));
-        assert_eq!(role(&format!("{service}/PlanDefinitions")), Some(Role::Read));
+        assert_eq!(
+            role(&format!("{service}/ApplyDefinitions")),
+            Some(Role::Admin)
+        );
+        assert_eq!(
+            role(&format!("{service}/PlanDefinitions")),
+            Some(Role::Read)
+        );
         assert_eq!(role(&format!("{service}/Push")), Some(Role::Write));
-        assert_eq!(role(&format!("{service}/GetOnlineFeatures")), Some(Role::Read));
+        assert_eq!(
+            role(&format!("{service}/GetOnlineFeatures")),
+            Some(Role::Read)
+        );
         assert_eq!(role("/push"), Some(Role::Write));
         assert_eq!(role("/get-online-features"), Some(Role::Read));
     }

@@ -84,7 +84,9 @@ impl Validate for Config {
             .map_err(|err| err.within("database"))?;
         self.lake.validate()?;
         self.online.validate()?;
-        self.datahub.validate().map_err(|err| err.within("datahub"))?;
+        self.datahub
+            .validate()
+            .map_err(|err| err.within("datahub"))?;
         self.training.validate()?;
         self.serving.validate()?;
         Ok(())
@@ -200,7 +202,10 @@ impl Validate for OnlineConfig {
             ));
         }
         if self.timeout.is_zero() {
-            return Err(invalid("online.timeout", "must be greater than zero, e.g. `2s`"));
+            return Err(invalid(
+                "online.timeout",
+                "must be greater than zero, e.g. `2s`",
+            ));
         }
         Ok(())
     }

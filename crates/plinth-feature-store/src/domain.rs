@@ -14,7 +14,7 @@ pub mod definitions;
 pub mod entity_key;
 pub mod online_row;
 pub mod parse;
-pub mod plan;
 pub mod pit;
+pub mod plan;
 pub mod selection;
 pub mod value;

@@ -23,7 +23,8 @@ pub fn selection(err: SelectionError) -> ApiError {
                 .with_field("features", format!("`{reference}` is not `view:feature`"))
         }
         SelectionError::UnknownView { view, .. } => {
-            ApiError::not_found("FEATURE_VIEW_NOT_FOUND", message).with_metadata("feature_view", view)
+            ApiError::not_found("FEATURE_VIEW_NOT_FOUND", message)
+                .with_metadata("feature_view", view)
         }
         SelectionError::UnknownFeature { view, feature, .. } => {
             ApiError::not_found("FEATURE_NOT_FOUND", message)
@@ -60,8 +61,11 @@ pub fn online(err: OnlineError) -> ApiError {
 
 /// A required request field is missing or empty.
 pub fn required(field: &str, what_to_do: &str) -> ApiError {
-    ApiError::invalid_argument("FIELD_REQUIRED", format!("`{field}` is required; {what_to_do}"))
-        .with_field(field, "required")
+    ApiError::invalid_argument(
+        "FIELD_REQUIRED",
+        format!("`{field}` is required; {what_to_do}"),
+    )
+    .with_field(field, "required")
 }
 
 /// An offline failure: bad entity input is INVALID_ARGUMENT, data that does not fit its definition
@@ -77,8 +81,10 @@ pub fn offline(err: crate::offline::OfflineError) -> ApiError {
                 .with_field(format!("entities.{column}"), "see the message")
         }
         OfflineError::OutputColumnCollision { column } => {
-            ApiError::invalid_argument("OUTPUT_COLUMN_COLLISION", message)
-                .with_field(format!("entities.{column}"), "collides with a feature column")
+            ApiError::invalid_argument("OUTPUT_COLUMN_COLLISION", message).with_field(
+                format!("entities.{column}"),
+                "collides with a feature column",
+            )
         }
         OfflineError::Join(_) => ApiError::invalid_argument("TRAINING_SET_INPUT_INVALID", message),
         OfflineError::OutputExists { url } => {

@@ -136,10 +136,11 @@ impl FeatureStore {
             .await
             .map_err(registry_error)?;
         for change in &changes {
-            if change.kind == DefinitionKind::FeatureView && change.change == ChangeType::Delete {
-                if let Err(err) = self.online.delete_view(&change.name).await {
-                    tracing::warn!(view = %change.name, error = %err, "online rows of a deleted view were not removed");
-                }
+            if change.kind == DefinitionKind::FeatureView
+                && change.change == ChangeType::Delete
+                && let Err(err) = self.online.delete_view(&change.name).await
+            {
+                tracing::warn!(view = %change.name, error = %err, "online rows of a deleted view were not removed");
             }
         }
         self.refresh().await?;
@@ -196,7 +197,10 @@ impl FeatureStore {
                 )
             })?;
         let watermark = if kind == DefinitionKind::FeatureView {
-            self.registry.watermark(name).await.map_err(registry_error)?
+            self.registry
+                .watermark(name)
+                .await
+                .map_err(registry_error)?
         } else {
             None
         };
@@ -216,7 +220,8 @@ impl FeatureStore {
         full_feature_names: bool,
     ) -> Result<OnlineFeatures, ApiError> {
         let project = self.project();
-        let selected = resolve(&project, selection, Purpose::Online).map_err(crate::error::selection)?;
+        let selected =
+            resolve(&project, selection, Purpose::Online).map_err(crate::error::selection)?;
         let request = OnlineRequest {
             selected,
             entities,
@@ -313,7 +318,10 @@ impl FeatureStore {
             if window.start.is_some_and(|start| start > end) {
                 return Err(ApiError::invalid_argument(
                     "WINDOW_INVALID",
-                    format!("the window of `{}` starts after it ends; give a start before the end", view.name),
+                    format!(
+                        "the window of `{}` starts after it ends; give a start before the end",
+                        view.name
+                    ),
                 )
                 .with_field("start_time", "before end_time"));
             }
@@ -335,9 +343,13 @@ impl FeatureStore {
     }
 
     /// Resolves a selection for a training set.
-    pub fn resolve_offline(&self, selection: &FeatureRequest) -> Result<(Arc<Project>, Vec<SelectedView>), ApiError> {
+    pub fn resolve_offline(
+        &self,
+        selection: &FeatureRequest,
+    ) -> Result<(Arc<Project>, Vec<SelectedView>), ApiError> {
         let project = self.project();
-        let selected = resolve(&project, selection, Purpose::Offline).map_err(crate::error::selection)?;
+        let selected =
+            resolve(&project, selection, Purpose::Offline).map_err(crate::error::selection)?;
         Ok((project, selected))
     }
 

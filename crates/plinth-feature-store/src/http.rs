@@ -193,8 +193,9 @@ fn value_to_json(value: &Value) -> Json_ {
         Value::Bytes(bytes) => Json_::String(base64(bytes)),
         Value::Int32(number) => Json_::from(*number),
         Value::Int64(number) => Json_::from(*number),
-        Value::Float32(number) => serde_json::Number::from_f64(f64::from(*number))
-            .map_or(Json_::Null, Json_::Number),
+        Value::Float32(number) => {
+            serde_json::Number::from_f64(f64::from(*number)).map_or(Json_::Null, Json_::Number)
+        }
         Value::Float64(number) => {
             serde_json::Number::from_f64(*number).map_or(Json_::Null, Json_::Number)
         }
@@ -214,8 +215,7 @@ fn status_name(status: Status) -> &'static str {
 
 /// Standard base64 with padding (protobuf's JSON form of bytes, which Feast clients decode).
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
         let b = [
@@ -277,6 +277,10 @@ mod tests {
             "entities",
         )
         .unwrap_err();
-        assert!(err.message.contains("`entities.driver_id`[0]"), "{}", err.message);
+        assert!(
+            err.message.contains("`entities.driver_id`[0]"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -20,12 +20,12 @@ pub mod flight;
 pub mod http;
 pub mod materialize;
 pub mod offline;
+pub mod online;
 pub mod push;
+pub mod registry;
 pub mod retrieval;
 mod service;
 mod training;
-pub mod online;
-pub mod registry;
 
 pub use crate::config::Config;
 pub use crate::service::{BoundFeatureStore, StartError, bind, run};

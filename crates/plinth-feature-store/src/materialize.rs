@@ -140,7 +140,7 @@ pub async fn materialize_view(
         let created_array = source
             .created_timestamp_column
             .as_deref()
-            .and_then(|name| column(name));
+            .and_then(&column);
         let created_times = created_array
             .as_ref()
             .map(|array| array.as_primitive::<TimestampMicrosecondType>());
@@ -185,10 +185,11 @@ pub async fn materialize_view(
                 .iter()
                 .zip(&feature_arrays)
                 .map(|(feature, array)| {
-                    let value = array.as_ref().map_or(
-                        crate::domain::value::Value::Null,
-                        |array| value_at(array.as_ref(), row_idx, feature.value_type),
-                    );
+                    let value = array
+                        .as_ref()
+                        .map_or(crate::domain::value::Value::Null, |array| {
+                            value_at(array.as_ref(), row_idx, feature.value_type)
+                        });
                     (feature.name.clone(), value)
                 })
                 .collect();

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use arrow::array::ArrayRef;
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
-use plinth_runtime::error::ApiError;
 use object_store::ObjectStoreExt as _;
+use plinth_runtime::error::ApiError;
 use plinth_runtime::storage::Location;
 
 use crate::domain::arrow_values;
@@ -100,7 +100,11 @@ pub async fn push(
                 format!(
                     "`{}` is not a registered push source; push sources: {}",
                     request.source,
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
             )
             .with_field("push_source", "a registered push source")
@@ -153,9 +157,15 @@ pub async fn push(
                     value.clone().coerce(feature.value_type).map_err(|err| {
                         ApiError::invalid_argument(
                             "PUSH_VALUE_TYPE",
-                            format!("column `{name}`, row {row_idx}: {err}; send {} values", feature.value_type),
+                            format!(
+                                "column `{name}`, row {row_idx}: {err}; send {} values",
+                                feature.value_type
+                            ),
                         )
-                        .with_field(format!("columns.{name}"), format!("{} values", feature.value_type))
+                        .with_field(
+                            format!("columns.{name}"),
+                            format!("{} values", feature.value_type),
+                        )
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -167,19 +177,23 @@ pub async fn push(
                 let mut parts = Vec::with_capacity(key_columns.len());
                 for (join_key, values) in &key_columns {
                     let value = values.get(row_idx).cloned().unwrap_or(Value::Null);
-                    parts.push((join_key.name.as_str(), coerce_key(value, join_key, row_idx)?));
+                    parts.push((
+                        join_key.name.as_str(),
+                        coerce_key(value, join_key, row_idx)?,
+                    ));
                 }
                 let key = entity_key::encode(&parts).map_err(|err| {
-                    ApiError::invalid_argument("ENTITY_KEY_INVALID", format!("row {row_idx}: {err}"))
+                    ApiError::invalid_argument(
+                        "ENTITY_KEY_INVALID",
+                        format!("row {row_idx}: {err}"),
+                    )
                 })?;
                 let row = OnlineRow {
                     event_ts: event_ts[row_idx],
                     created_ts: created_ts[row_idx],
                     values: feature_columns
                         .iter()
-                        .map(|(feature, _, values)| {
-                            (feature.name.clone(), values[row_idx].clone())
-                        })
+                        .map(|(feature, _, values)| (feature.name.clone(), values[row_idx].clone()))
                         .collect(),
                 };
                 match latest.get(key.as_bytes()) {
@@ -210,8 +224,17 @@ pub async fn push(
                 ),
             ));
         };
-        write_offline(project, source, &views, location, &request.columns, &event_ts, &created_ts, lake)
-            .await?;
+        write_offline(
+            project,
+            source,
+            &views,
+            location,
+            &request.columns,
+            &event_ts,
+            &created_ts,
+            lake,
+        )
+        .await?;
     }
     Ok(PushOutcome {
         feature_views: pushed_views,
@@ -272,7 +295,9 @@ fn timestamps<'a>(
             Ok(_) => {
                 return Err(ApiError::invalid_argument(
                     "PUSH_TIMESTAMP_NULL",
-                    format!("column `{name}`, row {row_idx}: the timestamp is null; every row needs one"),
+                    format!(
+                        "column `{name}`, row {row_idx}: the timestamp is null; every row needs one"
+                    ),
                 )
                 .with_field(format!("columns.{name}"), "not null"));
             }
@@ -307,7 +332,11 @@ async fn write_offline(
         let names = join_keys
             .iter()
             .map(|key| (key.name.as_str(), key.value_type))
-            .chain(view.features.iter().map(|feature| (feature.name.as_str(), feature.value_type)));
+            .chain(
+                view.features
+                    .iter()
+                    .map(|feature| (feature.name.as_str(), feature.value_type)),
+            );
         for (name, value_type) in names {
             let column = source.source_column(name).to_owned();
             if !typed.iter().any(|(existing, _)| existing == &column) {
@@ -317,8 +346,10 @@ async fn write_offline(
     }
     let mut by_date: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (row_idx, micros) in event_ts.iter().enumerate() {
-        let date = chrono::DateTime::from_timestamp_micros(*micros)
-            .map_or_else(|| "1970-01-01".to_owned(), |time| time.format("%Y-%m-%d").to_string());
+        let date = chrono::DateTime::from_timestamp_micros(*micros).map_or_else(
+            || "1970-01-01".to_owned(),
+            |time| time.format("%Y-%m-%d").to_string(),
+        );
         by_date.entry(date).or_default().push(row_idx);
     }
     let (store_location, base) = match location {
@@ -337,7 +368,12 @@ async fn write_offline(
             let values: Vec<Value> = match columns.iter().find(|(column, _)| column == name) {
                 Some((_, values)) => rows
                     .iter()
-                    .map(|&row_idx| values[row_idx].clone().coerce(*value_type).unwrap_or(Value::Null))
+                    .map(|&row_idx| {
+                        values[row_idx]
+                            .clone()
+                            .coerce(*value_type)
+                            .unwrap_or(Value::Null)
+                    })
                     .collect(),
                 None => vec![Value::Null; rows.len()],
             };
@@ -354,10 +390,18 @@ async fn write_offline(
                 .collect();
             arrow_values::array_of(&picked, ValueType::UnixTimestamp).map_err(ApiError::internal)
         };
-        fields.push(Field::new(&source.timestamp_field, arrow_type(ValueType::UnixTimestamp), false));
+        fields.push(Field::new(
+            &source.timestamp_field,
+            arrow_type(ValueType::UnixTimestamp),
+            false,
+        ));
         arrays.push(stamp(event_ts)?);
         if let Some(created) = &source.created_timestamp_column {
-            fields.push(Field::new(created, arrow_type(ValueType::UnixTimestamp), true));
+            fields.push(Field::new(
+                created,
+                arrow_type(ValueType::UnixTimestamp),
+                true,
+            ));
             arrays.push(stamp(created_ts)?);
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
@@ -365,7 +409,10 @@ async fn write_offline(
         let bytes = encode_parquet(&batch)?;
         let relative = match location {
             BatchLocation::LakeDataset(_) => {
-                format!("{base}event_date={date}/written/{}.parquet", uuid::Uuid::now_v7())
+                format!(
+                    "{base}event_date={date}/written/{}.parquet",
+                    uuid::Uuid::now_v7()
+                )
             }
             BatchLocation::ParquetUrl(_) => format!("{}.parquet", uuid::Uuid::now_v7()),
         };

@@ -230,11 +230,8 @@ fn entity_keys(
             parts.push((join_key.name.as_str(), value));
         }
         let key = entity_key::encode(&parts).map_err(|err| {
-            ApiError::invalid_argument(
-                "ENTITY_KEY_INVALID",
-                format!("entity row {row_idx}: {err}"),
-            )
-            .with_field("entities", "valid join key values")
+            ApiError::invalid_argument("ENTITY_KEY_INVALID", format!("entity row {row_idx}: {err}"))
+                .with_field("entities", "valid join key values")
         })?;
         keys.push(key);
     }
@@ -243,12 +240,22 @@ fn entity_keys(
 
 /// A key value in the join key's type: integers convert between 32 and 64 bits when they fit; anything
 /// else of the wrong type is refused.
-pub(crate) fn coerce_key(value: Value, join_key: &JoinKey, row_idx: usize) -> Result<Value, ApiError> {
+pub(crate) fn coerce_key(
+    value: Value,
+    join_key: &JoinKey,
+    row_idx: usize,
+) -> Result<Value, ApiError> {
     let coerced = match (join_key.value_type, value) {
         (ValueType::Int64, Value::Int32(number)) => Value::Int64(i64::from(number)),
         (ValueType::Int32, Value::Int64(number)) => match i32::try_from(number) {
             Ok(number) => Value::Int32(number),
-            Err(_) => return Err(wrong_key_type(join_key, row_idx, "an int64 out of int32 range")),
+            Err(_) => {
+                return Err(wrong_key_type(
+                    join_key,
+                    row_idx,
+                    "an int64 out of int32 range",
+                ));
+            }
         },
         (_, Value::Null) => {
             return Err(ApiError::invalid_argument(

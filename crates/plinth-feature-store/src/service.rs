@@ -49,6 +49,7 @@ pub struct BoundFeatureStore {
     server: BoundServer,
     health: HealthHandle,
     store: Arc<FeatureStore>,
+    datahub: plinth_runtime::client::AuthChannel,
 }
 
 /// How often readiness re-checks the registry and the online store.
@@ -74,11 +75,17 @@ impl BoundFeatureStore {
         let background = tokio::spawn(keep_fresh(
             self.store.clone(),
             self.health.clone(),
+            background_stopped.clone(),
+        ));
+        let streams = tokio::spawn(crate::streaming::run(
+            self.store.clone(),
+            self.datahub.clone(),
             background_stopped,
         ));
         let served = self.server.serve(shutdown).await;
         let _ = stop_background.send(true);
         let _ = background.await;
+        let _ = streams.await;
         self.store.registry().close().await;
         served.map_err(StartError::from)
     }
@@ -99,14 +106,14 @@ pub async fn bind(config: &Config) -> Result<BoundFeatureStore, StartError> {
         source,
     })?;
     let online: Arc<dyn OnlineStore> = match config.online.store {
-        OnlineStoreKind::Redis => Arc::new(
-            crate::online::redis::RedisStore::new(&crate::online::redis::RedisConfig {
+        OnlineStoreKind::Redis => Arc::new(crate::online::redis::RedisStore::new(
+            &crate::online::redis::RedisConfig {
                 url: url::Url::parse(&config.online.redis_url)
                     .map_err(|err| StartError::Setup(format!("online.redis_url: {err}")))?,
                 prefix: config.online.key_prefix.clone(),
                 timeout: config.online.timeout,
-            })?,
-        ),
+            },
+        )?),
         OnlineStoreKind::Embedded => Arc::new(
             crate::online::embedded::EmbeddedStore::open(&config.online.embedded_url).await?,
         ),
@@ -120,6 +127,10 @@ pub async fn bind(config: &Config) -> Result<BoundFeatureStore, StartError> {
         offline.scratch_dir = dir.clone();
     }
     let lake = LakeAccess { root, locations };
+    let datahub = config
+        .datahub
+        .connect_lazy()
+        .map_err(|err| StartError::Setup(format!("datahub: {err}")))?;
     let store = Arc::new(
         FeatureStore::new(registry, online, offline, lake, config.serving.clone())
             .await
@@ -146,6 +157,7 @@ pub async fn bind(config: &Config) -> Result<BoundFeatureStore, StartError> {
         server,
         health,
         store,
+        datahub,
     })
 }
 

@@ -41,22 +41,21 @@ fn prepare(
             EntityInput::ParquetUrl(url)
         }
         Some(pb::training_set_request::Entities::EntityArrowIpc(bytes)) if !bytes.is_empty() => {
-            let reader = StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|err| {
-                ApiError::invalid_argument(
-                    "ENTITY_ROWS_INVALID",
-                    format!("`entity_arrow_ipc` is not an Arrow IPC stream: {err}"),
-                )
-                .with_field("training_set.entity_arrow_ipc", "an Arrow IPC stream")
-            })?;
-            let batches = reader
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|err| {
+            let reader =
+                StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(|err| {
                     ApiError::invalid_argument(
                         "ENTITY_ROWS_INVALID",
-                        format!("`entity_arrow_ipc` does not decode: {err}"),
+                        format!("`entity_arrow_ipc` is not an Arrow IPC stream: {err}"),
                     )
                     .with_field("training_set.entity_arrow_ipc", "an Arrow IPC stream")
                 })?;
+            let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|err| {
+                ApiError::invalid_argument(
+                    "ENTITY_ROWS_INVALID",
+                    format!("`entity_arrow_ipc` does not decode: {err}"),
+                )
+                .with_field("training_set.entity_arrow_ipc", "an Arrow IPC stream")
+            })?;
             EntityInput::Batches(batches)
         }
         _ => {
@@ -86,7 +85,11 @@ pub(crate) async fn build_to_dataset(
     .await
     .map_err(crate::error::offline)?;
     for view in &plan.views {
-        columns.extend(view.features.iter().map(|feature| feature.output_name.clone()));
+        columns.extend(
+            view.features
+                .iter()
+                .map(|feature| feature.output_name.clone()),
+        );
     }
     Ok(pb::GetTrainingSetResponse {
         output_url: summary.output_url.unwrap_or_default(),

@@ -1,6 +1,6 @@
 //! `plinth up`: every service built so far in one process, on embedded defaults and the default ports,
 //! with state under `--data-dir` (default `./.plinth`), until Ctrl-C: the schema registry, a local
-//! Kafka-protocol broker (tansu, a child process) and the data hub gateway.
+//! Kafka-protocol broker (tansu, a child process), the data hub gateway and the feature store.
 
 mod datahub_demo;
 
@@ -46,6 +46,12 @@ pub struct UpArgs {
     /// Data hub HTTP port (/metrics, /healthz, /readyz).
     #[arg(long, default_value_t = plinth_datahub::config::DEFAULT_HTTP_PORT)]
     pub datahub_http_port: u16,
+    /// Feature store gRPC port (Arrow Flight too).
+    #[arg(long, default_value_t = plinth_feature_store::config::DEFAULT_GRPC_PORT)]
+    pub feature_store_grpc_port: u16,
+    /// Feature store HTTP port (Feast's /get-online-features and /push, /metrics).
+    #[arg(long, default_value_t = plinth_feature_store::config::DEFAULT_HTTP_PORT)]
+    pub feature_store_http_port: u16,
     /// Log level (tracing filter directive).
     #[arg(long, default_value = "info", env = "PLINTH_LOG")]
     pub log_level: String,
@@ -111,12 +117,25 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let datahub_grpc = datahub.grpc_addr();
     let datahub_http = datahub.http_addr();
 
+    let feature_store_config =
+        feature_store_config(&args, &data_dir, &datahub_config, datahub_grpc)?;
+    let feature_store = plinth_feature_store::bind(&feature_store_config)
+        .await
+        .context(
+            "the feature store cannot start (is another `plinth up` running on these ports?)",
+        )?;
+    let feature_store_grpc = feature_store.grpc_addr();
+    let feature_store_http = feature_store.http_addr();
+
     println!("Plinth is up (state in {}):", data_dir.display());
     println!(
         "  schema-registry  gRPC http://{registry_grpc}   REST http://{registry_http}  (Confluent API; /metrics)"
     );
     println!(
         "  datahub          gRPC http://{datahub_grpc}   HTTP http://{datahub_http}  (Arrow Flight on gRPC; /metrics)"
+    );
+    println!(
+        "  feature-store    gRPC http://{feature_store_grpc}   HTTP http://{feature_store_http}  (Feast /get-online-features; embedded online store)"
     );
     match &broker {
         Some(broker) => {
@@ -144,6 +163,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("  curl http://{registry_http}/subjects");
     println!("Press Ctrl-C to stop.");
 
+    let (stop_feature_store, feature_store_stop) = tokio::sync::watch::channel(false);
     let (stop_datahub, datahub_stop) = tokio::sync::watch::channel(false);
     let (stop_registry, registry_stop) = tokio::sync::watch::channel(false);
     let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -151,6 +171,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     };
     let registry_task = tokio::spawn(registry.serve(shutdown(registry_stop)));
     let datahub_task = tokio::spawn(datahub.serve(shutdown(datahub_stop)));
+    let feature_store_task = tokio::spawn(feature_store.serve(shutdown(feature_store_stop)));
 
     if args.demo {
         demo(registry_grpc, registry_http).await?;
@@ -159,8 +180,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     plinth_runtime::server::shutdown_signal().await;
     println!("stopping...");
-    // The data hub first (it drains produce calls and closes its consumers while Kafka still answers),
-    // then the registry it validates against, then the broker.
+    // The feature store first (its stream consumers read through the data hub), then the data hub (it
+    // drains produce calls and closes its consumers while Kafka still answers), then the registry it
+    // validates against, then the broker.
+    let _ = stop_feature_store.send(true);
+    feature_store_task
+        .await
+        .context("the feature store task failed")??;
     let _ = stop_datahub.send(true);
     datahub_task.await.context("the data hub task failed")??;
     let _ = stop_registry.send(true);
@@ -218,6 +244,38 @@ fn datahub_config(
         .to_string();
     // Land records within seconds on a laptop; production keeps the larger default.
     config.lake.max_file_age = Duration::from_secs(5);
+    Ok(config)
+}
+
+/// The feature store's configuration for `plinth up`: SQLite registry and embedded online store under
+/// the data directory, the data hub's lake, and the in-process data hub for stream sources.
+fn feature_store_config(
+    args: &UpArgs,
+    data_dir: &Path,
+    datahub: &plinth_datahub::Config,
+    datahub_grpc: SocketAddr,
+) -> anyhow::Result<plinth_feature_store::Config> {
+    let mut config = plinth_feature_store::Config::default();
+    config.server.grpc.listen = SocketAddr::new(args.bind, args.feature_store_grpc_port);
+    config.server.http.listen = SocketAddr::new(args.bind, args.feature_store_http_port);
+    config.server.shutdown_grace_period = GRACE_PERIOD;
+    config.database.url = format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("feature-store.db").display()
+    );
+    config.online.embedded_url = format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("feature-store-online.db").display()
+    );
+    config.lake.root = datahub.lake.root.clone();
+    config.lake.options = datahub.lake.options.clone();
+    config.datahub.url = format!("http://{datahub_grpc}")
+        .parse()
+        .context("the data hub address is not a URL")?;
+    let spill = data_dir.join("spill");
+    std::fs::create_dir_all(&spill)
+        .with_context(|| format!("cannot create {}", spill.display()))?;
+    config.training.spill_dir = Some(spill);
     Ok(config)
 }
 

@@ -28,7 +28,10 @@ pub fn value_at(array: &dyn Array, row_idx: usize, value_type: ValueType) -> Val
             i32::try_from(number).map_or(Value::Null, Value::Int32)
         }
         (ValueType::Float64, Value::Float32(number)) => Value::Float64(f64::from(number)),
-        #[allow(clippy::cast_possible_truncation, reason = "a float64 column declared float32")]
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "a float64 column declared float32"
+        )]
         (ValueType::Float32, Value::Float64(number)) => Value::Float32(number as f32),
         (expected, value) if value.value_type() == Some(expected) => value,
         _ => Value::Null,
@@ -62,7 +65,10 @@ fn raw_value(array: &dyn Array, row_idx: usize) -> Value {
                     .as_primitive::<TimestampMicrosecondType>()
                     .value(row_idx),
                 TimeUnit::Nanosecond => {
-                    array.as_primitive::<TimestampNanosecondType>().value(row_idx) / 1_000
+                    array
+                        .as_primitive::<TimestampNanosecondType>()
+                        .value(row_idx)
+                        / 1_000
                 }
             };
             Value::UnixTimestamp(micros)
@@ -131,16 +137,25 @@ pub fn array_of(values: &[Value], value_type: ValueType) -> Result<ArrayRef, Val
         }),
         ValueType::Float32 => build!(Float32Builder::new(), |value| match value {
             Value::Float32(number) => Some(*number),
-            #[allow(clippy::cast_possible_truncation, reason = "JSON numbers arrive as float64")]
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "JSON numbers arrive as float64"
+            )]
             Value::Float64(number) => Some(*number as f32),
-            #[allow(clippy::cast_precision_loss, reason = "an integer written to a float column")]
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "an integer written to a float column"
+            )]
             Value::Int64(number) => Some(*number as f32),
             _ => None,
         }),
         ValueType::Float64 => build!(Float64Builder::new(), |value| match value {
             Value::Float64(number) => Some(*number),
             Value::Float32(number) => Some(f64::from(*number)),
-            #[allow(clippy::cast_precision_loss, reason = "an integer written to a float column")]
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "an integer written to a float column"
+            )]
             Value::Int64(number) => Some(*number as f64),
             Value::Int32(number) => Some(f64::from(*number)),
             _ => None,
@@ -175,7 +190,10 @@ mod tests {
                 ValueType::String,
                 vec![Value::String("a".to_owned()), Value::Null],
             ),
-            (ValueType::Bytes, vec![Value::Bytes(vec![1, 2]), Value::Null]),
+            (
+                ValueType::Bytes,
+                vec![Value::Bytes(vec![1, 2]), Value::Null],
+            ),
             (ValueType::Int32, vec![Value::Int32(-7), Value::Null]),
             (ValueType::Int64, vec![Value::Int64(1 << 40), Value::Null]),
             (ValueType::Float32, vec![Value::Float32(0.5), Value::Null]),
@@ -198,7 +216,10 @@ mod tests {
     #[test]
     fn widths_convert_and_mismatches_name_the_row() {
         let array = array_of(&[Value::Int32(3)], ValueType::Int64).unwrap();
-        assert_eq!(value_at(array.as_ref(), 0, ValueType::Int64), Value::Int64(3));
+        assert_eq!(
+            value_at(array.as_ref(), 0, ValueType::Int64),
+            Value::Int64(3)
+        );
         let array = array_of(&[Value::Int64(3)], ValueType::Float64).unwrap();
         assert_eq!(
             value_at(array.as_ref(), 0, ValueType::Float64),
@@ -210,7 +231,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.row_idx, 1);
-        assert_eq!(err.to_string(), "row 1: a string does not fit a int64 column");
+        assert_eq!(
+            err.to_string(),
+            "row 1: a string does not fit a int64 column"
+        );
         assert!(array_of(&[Value::Int64(1 << 40)], ValueType::Int32).is_err());
     }
 }

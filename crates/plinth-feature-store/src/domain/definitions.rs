@@ -95,9 +95,10 @@ impl Source {
     /// The batch side of the source, where it has one.
     pub fn batch_location(&self) -> Option<&BatchLocation> {
         match &self.kind {
-            SourceKind::Batch(location) | SourceKind::Stream { batch: location, .. } => {
-                Some(location)
-            }
+            SourceKind::Batch(location)
+            | SourceKind::Stream {
+                batch: location, ..
+            } => Some(location),
             SourceKind::Push { batch } => batch.as_ref(),
         }
     }

@@ -28,7 +28,9 @@ pub enum Purpose {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectionError {
     /// Neither a feature service nor any feature reference was given.
-    #[error("no features selected; name a feature service or give feature references `view:feature`")]
+    #[error(
+        "no features selected; name a feature service or give feature references `view:feature`"
+    )]
     Empty,
     /// The feature service is not registered.
     #[error("feature service `{name}` is not registered; registered services: {known}")]
@@ -39,7 +41,9 @@ pub enum SelectionError {
         known: String,
     },
     /// A reference is not `view:feature`.
-    #[error("`{reference}` is not a feature reference; write `view:feature`, e.g. `driver_hourly_stats:conv_rate`")]
+    #[error(
+        "`{reference}` is not a feature reference; write `view:feature`, e.g. `driver_hourly_stats:conv_rate`"
+    )]
     BadReference {
         /// The reference as given.
         reference: String,
@@ -63,7 +67,9 @@ pub enum SelectionError {
         known: String,
     },
     /// The view is declared `online: false` and cannot be read online (or `offline: false` for training).
-    #[error("feature view `{view}` is not {purpose}; set `{purpose}: true` in its definition and apply it")]
+    #[error(
+        "feature view `{view}` is not {purpose}; set `{purpose}: true` in its definition and apply it"
+    )]
     NotAvailable {
         /// The view.
         view: String,
@@ -71,7 +77,9 @@ pub enum SelectionError {
         purpose: &'static str,
     },
     /// Short names were asked for and two selected views share a feature name.
-    #[error("feature `{feature}` is selected from both `{first}` and `{second}`; use full feature names (`<view>__<feature>`) or select it from one view")]
+    #[error(
+        "feature `{feature}` is selected from both `{first}` and `{second}`; use full feature names (`<view>__<feature>`) or select it from one view"
+    )]
     NameCollision {
         /// The shared feature name.
         feature: String,
@@ -130,7 +138,10 @@ pub fn resolve_service(
     for projection in &service.projections {
         let view = view(project, &projection.feature_view, purpose)?;
         let features = if projection.features.is_empty() {
-            view.features.iter().map(|feature| feature.name.clone()).collect()
+            view.features
+                .iter()
+                .map(|feature| feature.name.clone())
+                .collect()
         } else {
             projection.features.clone()
         };

@@ -71,7 +71,9 @@ impl fmt::Display for ValueType {
 
 /// A type name that is not one of [`ValueType`]'s.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a value type; use one of string, bytes, int32, int64, float32, float64, bool, unix_timestamp")]
+#[error(
+    "`{0}` is not a value type; use one of string, bytes, int32, int64, float32, float64, bool, unix_timestamp"
+)]
 pub struct UnknownValueType(pub String);
 
 impl FromStr for ValueType {
@@ -172,13 +174,22 @@ impl Value {
                 Ok(number) => Value::Int32(number),
                 Err(_) => return Err(fail(&Value::Int64(number))),
             },
-            #[allow(clippy::cast_precision_loss, reason = "an integer given for a float feature")]
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "an integer given for a float feature"
+            )]
             (ValueType::Float64, Value::Int64(number)) => Value::Float64(number as f64),
             (ValueType::Float64, Value::Int32(number)) => Value::Float64(f64::from(number)),
             (ValueType::Float64, Value::Float32(number)) => Value::Float64(f64::from(number)),
-            #[allow(clippy::cast_precision_loss, reason = "an integer given for a float feature")]
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "an integer given for a float feature"
+            )]
             (ValueType::Float32, Value::Int64(number)) => Value::Float32(number as f32),
-            #[allow(clippy::cast_possible_truncation, reason = "JSON numbers arrive as float64")]
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "JSON numbers arrive as float64"
+            )]
             (ValueType::Float32, Value::Float64(number)) => Value::Float32(number as f32),
             (ValueType::UnixTimestamp, Value::String(text)) => match parse_timestamp(&text) {
                 Some(micros) => Value::UnixTimestamp(micros),
@@ -228,8 +239,14 @@ mod tests {
 
     #[test]
     fn loose_values_coerce_to_declared_types() {
-        assert_eq!(Value::Int64(3).coerce(ValueType::Float64), Ok(Value::Float64(3.0)));
-        assert_eq!(Value::Int64(3).coerce(ValueType::Int32), Ok(Value::Int32(3)));
+        assert_eq!(
+            Value::Int64(3).coerce(ValueType::Float64),
+            Ok(Value::Float64(3.0))
+        );
+        assert_eq!(
+            Value::Int64(3).coerce(ValueType::Int32),
+            Ok(Value::Int32(3))
+        );
         assert_eq!(Value::Null.coerce(ValueType::Bool), Ok(Value::Null));
         assert_eq!(
             Value::String("2021-04-12T10:59:42Z".to_owned()).coerce(ValueType::UnixTimestamp),
@@ -248,8 +265,14 @@ mod tests {
 
     #[test]
     fn timestamps_format_as_rfc3339_utc() {
-        assert_eq!(format_timestamp(1_618_225_182_000_000), "2021-04-12T10:59:42Z");
-        assert_eq!(format_timestamp(1_618_225_182_500_000), "2021-04-12T10:59:42.500Z");
+        assert_eq!(
+            format_timestamp(1_618_225_182_000_000),
+            "2021-04-12T10:59:42Z"
+        );
+        assert_eq!(
+            format_timestamp(1_618_225_182_500_000),
+            "2021-04-12T10:59:42.500Z"
+        );
         assert_eq!(parse_timestamp("2021-04-12"), Some(1_618_185_600_000_000));
     }
 }

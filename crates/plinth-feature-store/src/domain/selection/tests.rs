@@ -112,7 +112,12 @@ fn a_service_expands_whole_views_and_picks_listed_features() {
 fn references_group_by_view_in_first_seen_order_without_duplicates() {
     let selected = resolve_refs(
         &project(),
-        &refs(&["daily:trips", "hourly:acc_rate", "daily:conv_rate", "daily:trips"]),
+        &refs(&[
+            "daily:trips",
+            "hourly:acc_rate",
+            "daily:conv_rate",
+            "daily:trips",
+        ]),
         Purpose::Offline,
     )
     .unwrap();
@@ -126,7 +131,10 @@ fn references_group_by_view_in_first_seen_order_without_duplicates() {
 fn bad_selections_say_what_exists() {
     let project = project();
     let err = resolve_service(&project, "nope", Purpose::Online).unwrap_err();
-    assert!(err.to_string().contains("registered services: ranking_v1"), "{err}");
+    assert!(
+        err.to_string().contains("registered services: ranking_v1"),
+        "{err}"
+    );
     let err = resolve_refs(&project, &refs(&["hourly"]), Purpose::Online).unwrap_err();
     assert!(matches!(err, SelectionError::BadReference { .. }), "{err}");
     let err = resolve_refs(&project, &refs(&["weekly:x"]), Purpose::Online).unwrap_err();
@@ -136,7 +144,11 @@ fn bad_selections_say_what_exists() {
         "{err}"
     );
     let err = resolve_refs(&project, &refs(&["hourly:speed"]), Purpose::Online).unwrap_err();
-    assert!(err.to_string().contains("its features: conv_rate, acc_rate"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("its features: conv_rate, acc_rate"),
+        "{err}"
+    );
     let err = resolve_refs(&project, &refs(&["archive:old"]), Purpose::Online).unwrap_err();
     assert_eq!(
         err,
