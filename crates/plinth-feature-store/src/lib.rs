@@ -24,6 +24,7 @@ pub mod online;
 pub mod push;
 pub mod registry;
 pub mod retrieval;
+pub mod streaming;
 mod service;
 mod training;
 
