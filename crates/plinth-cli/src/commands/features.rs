@@ -47,7 +47,7 @@ pub enum FeaturesCommand {
         #[arg(long, value_enum)]
         kind: Option<Kind>,
         /// Only objects carrying this tag, KEY=VALUE (repeatable: every tag must match).
-        #[arg(long = "tag", value_parser = parse::parse_tag)]
+        #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse::parse_tag)]
         tags: Vec<(String, String)>,
         /// Only objects of this owner.
         #[arg(long)]
@@ -70,7 +70,7 @@ pub enum FeaturesCommand {
     /// Example: plinth features materialize --views driver_hourly_stats --incremental
     Materialize {
         /// The feature views to materialize, comma-separated (default: every online feature view).
-        #[arg(long, value_delimiter = ',')]
+        #[arg(long, value_name = "VIEW,...", value_delimiter = ',')]
         views: Vec<String>,
         /// The start of the window, RFC 3339 (with --incremental, each view's watermark instead).
         #[arg(long, value_parser = super::parse_timestamp, conflicts_with = "incremental")]
@@ -94,11 +94,16 @@ pub enum FeaturesCommand {
         #[arg(long)]
         feature_service: Option<String>,
         /// Feature references VIEW:FEATURE, comma-separated.
-        #[arg(long, value_delimiter = ',', value_parser = parse::parse_feature_ref)]
+        #[arg(long, value_name = "VIEW:FEATURE,...", value_delimiter = ',', value_parser = parse::parse_feature_ref)]
         features: Vec<String>,
         /// One entity row: KEY=VALUE, several keys as a=1,b=2. Numbers are sent as int64 and other
         /// values as text; `s:` forces text (driver_id=s:1001). Repeat once per row.
-        #[arg(long = "entity", required = true, value_parser = parse::check_entity_row)]
+        #[arg(
+            long = "entity",
+            value_name = "KEY=VALUE[,KEY=VALUE]",
+            required = true,
+            value_parser = parse::check_entity_row
+        )]
         entities: Vec<String>,
         /// Name features `<view>__<feature>` instead of `<feature>`.
         #[arg(long)]
@@ -114,7 +119,7 @@ pub enum FeaturesCommand {
         #[arg(long)]
         feature_service: Option<String>,
         /// Feature references VIEW:FEATURE, comma-separated.
-        #[arg(long, value_delimiter = ',', value_parser = parse::parse_feature_ref)]
+        #[arg(long, value_name = "VIEW:FEATURE,...", value_delimiter = ',', value_parser = parse::parse_feature_ref)]
         features: Vec<String>,
         /// The entity dataframe as a lake dataset.
         #[arg(long)]
