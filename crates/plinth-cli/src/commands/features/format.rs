@@ -241,7 +241,7 @@ pub(crate) fn status_name(status: pb::FieldStatus) -> &'static str {
         pb::FieldStatus::NullValue => "null_value",
         pb::FieldStatus::NotFound => "not_found",
         pb::FieldStatus::OutsideMaxAge => "outside_max_age",
-        pb::FieldStatus::Invalid => "invalid",
+        pb::FieldStatus::Unspecified => "unspecified",
     }
 }
 
