@@ -212,7 +212,11 @@ async fn subscribe_once(
             Err(status) => {
                 return Ended::Reconnect {
                     progressed,
-                    reason: format!("the stream failed: {} ({:?})", status.message(), status.code()),
+                    reason: format!(
+                        "the stream failed: {} ({:?})",
+                        status.message(),
+                        status.code()
+                    ),
                 };
             }
         };
@@ -261,9 +265,11 @@ async fn handle_batch(
     }
     for (view, rows) in batch.views {
         let rows: Vec<_> = rows.into_values().collect();
-        store.online().write(&view, rows).await.map_err(|err| {
-            format!("writing view `{view}` to the online store failed: {err}")
-        })?;
+        store
+            .online()
+            .write(&view, rows)
+            .await
+            .map_err(|err| format!("writing view `{view}` to the online store failed: {err}"))?;
     }
     metrics::counter!(STREAM_RECORDS, "source" => source_name.to_owned()).increment(total as u64);
     if skipped > 0 {

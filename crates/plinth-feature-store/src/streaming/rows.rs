@@ -32,7 +32,9 @@ pub(crate) enum Skip {
         problem: String,
     },
     /// The created time is not a timestamp.
-    #[error("field `{field}` {problem}; send RFC 3339 text or leave it out (the Kafka timestamp is used)")]
+    #[error(
+        "field `{field}` {problem}; send RFC 3339 text or leave it out (the Kafka timestamp is used)"
+    )]
     CreatedTime {
         /// The source's created-timestamp column.
         field: String,
@@ -107,10 +109,11 @@ pub(crate) fn record_rows(
     };
     let field = |name: &str| object.get(name).map_or(Value::Null, json_value);
 
-    let event_ts = timestamp(field(&source.timestamp_field)).map_err(|problem| Skip::EventTime {
-        field: source.timestamp_field.clone(),
-        problem,
-    })?;
+    let event_ts =
+        timestamp(field(&source.timestamp_field)).map_err(|problem| Skip::EventTime {
+            field: source.timestamp_field.clone(),
+            problem,
+        })?;
     let created_ts = match &source.created_timestamp_column {
         Some(column) => match field(column) {
             Value::Null => None,
@@ -130,7 +133,10 @@ pub(crate) fn record_rows(
         let mut parts = Vec::with_capacity(join_keys.len());
         for join_key in &join_keys {
             let name = source.source_column(&join_key.name);
-            parts.push((join_key.name.as_str(), key_value(field(name), join_key, name)?));
+            parts.push((
+                join_key.name.as_str(),
+                key_value(field(name), join_key, name)?,
+            ));
         }
         let key = entity_key::encode(&parts).map_err(|err| Skip::Key {
             field: join_keys
@@ -138,7 +144,9 @@ pub(crate) fn record_rows(
                 .map(|key| key.name.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
-            value_type: join_keys.first().map_or(ValueType::String, |key| key.value_type),
+            value_type: join_keys
+                .first()
+                .map_or(ValueType::String, |key| key.value_type),
             problem: err.to_string(),
         })?;
         let mut values = Vec::with_capacity(view.features.len());
