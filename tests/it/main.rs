@@ -9,4 +9,5 @@
 mod datahub;
 mod datahub_lake;
 mod feature_store;
+mod feature_store_streaming;
 mod schema_registry;
