@@ -137,7 +137,27 @@ pub async fn push(
         None => vec![now_us; n_rows],
     };
 
+    // Refuse an offline push the source cannot take before anything is written online.
+    let offline_location = if request.to.offline() {
+        let SourceKind::Push {
+            batch: Some(location),
+        } = &source.kind
+        else {
+            return Err(ApiError::failed_precondition(
+                "PUSH_SOURCE_NOT_OFFLINE",
+                format!(
+                    "push source `{}` has no dataset, so rows cannot go offline; give it `push: {{dataset: NAME}}` or push with to=online",
+                    source.name
+                ),
+            ));
+        };
+        Some(location)
+    } else {
+        None
+    };
+    // Every row is checked and every online row built before anything is written.
     let mut pushed_views = Vec::new();
+    let mut online_writes = Vec::new();
     for view in &views {
         let join_keys = project.join_keys(view);
         let mut key_columns = Vec::new();
@@ -203,27 +223,13 @@ pub async fn push(
                     }
                 }
             }
-            online
-                .write(&view.name, latest.into_values().collect())
-                .await
-                .map_err(crate::error::online)?;
+            online_writes.push((view.name.as_str(), latest.into_values().collect::<Vec<_>>()));
         }
         pushed_views.push(view.name.clone());
     }
-
-    if request.to.offline() {
-        let SourceKind::Push {
-            batch: Some(location),
-        } = &source.kind
-        else {
-            return Err(ApiError::failed_precondition(
-                "PUSH_SOURCE_NOT_OFFLINE",
-                format!(
-                    "push source `{}` has no dataset, so rows cannot go offline; give it `push: {{dataset: NAME}}` or push with to=online",
-                    source.name
-                ),
-            ));
-        };
+    // The lake first: it is the record of what was pushed; a failure there writes nothing online, and a
+    // retried push rewrites the online values idempotently.
+    if let Some(location) = offline_location {
         write_offline(
             project,
             source,
@@ -236,6 +242,13 @@ pub async fn push(
         )
         .await?;
     }
+    for (view, rows) in online_writes {
+        online
+            .write(view, rows)
+            .await
+            .map_err(crate::error::online)?;
+    }
+
     Ok(PushOutcome {
         feature_views: pushed_views,
         row_count: n_rows,
