@@ -50,13 +50,7 @@ feature_views:
     )
 }
 
-async fn produce(
-    client: &mut hub::data_hub_service_client::DataHubServiceClient<
-        plinth_runtime::client::AuthChannel,
-    >,
-    topic: &str,
-    values: &[serde_json::Value],
-) {
+async fn produce(client: &mut HubClient, topic: &str, values: &[serde_json::Value]) {
     let response = client
         .produce(hub::ProduceRequest {
             batch: Some(hub::ProduceBatch {
@@ -138,16 +132,27 @@ async fn wait_for(
     }
 }
 
-#[tokio::test]
-async fn a_stream_source_feeds_its_online_view_from_the_topic() {
+type HubClient =
+    hub::data_hub_service_client::DataHubServiceClient<plinth_runtime::client::AuthChannel>;
+
+/// A broker, a registry and a data hub with one topic bound to the driver event schema.
+struct Hub {
+    _broker: plinth_datahub::local_broker::LocalBroker,
+    _registry: RegistryServer,
+    datahub: DataHubServer,
+    client: HubClient,
+    topic: String,
+}
+
+async fn start_hub() -> Hub {
     let broker = start_broker().await;
     let registry = RegistryServer::start().await;
     let topic = unique_name("driver-events");
     let subject = format!("{topic}-value");
     register_json_schema(&registry, &subject, &event_schema()).await;
     let datahub = DataHubServer::start(&registry, &broker.bootstrap_servers()).await;
-    let mut hub_client = datahub.client().await;
-    hub_client
+    let mut client = datahub.client().await;
+    client
         .create_topic(hub::CreateTopicRequest {
             name: Some(TopicName::new(&topic)),
             value_binding: Some(hub::SchemaBinding {
@@ -159,16 +164,17 @@ async fn a_stream_source_feeds_its_online_view_from_the_topic() {
         })
         .await
         .unwrap();
+    Hub {
+        _broker: broker,
+        _registry: registry,
+        datahub,
+        client,
+        topic,
+    }
+}
 
-    // Records produced before the definitions exist are read too: a new group starts at the earliest.
-    produce(
-        &mut hub_client,
-        &topic,
-        &[json!({"driver_id": 1001, "event_timestamp": "2026-01-01T00:00:00Z", "rate": 0.1, "trips": 3})],
-    )
-    .await;
-
-    let hub_url = datahub.grpc_url();
+/// A feature store reading the data hub at `hub_url`, with the stream source applied; the source name.
+async fn start_feature_store(hub_url: &str, topic: &str) -> (FeatureStoreServer, String) {
     let server = FeatureStoreServer::start_with(|config| {
         config.datahub.url = hub_url.parse().unwrap();
         config.serving.registry_refresh = Duration::from_millis(300);
@@ -180,12 +186,38 @@ async fn a_stream_source_feeds_its_online_view_from_the_topic() {
         .apply_definitions(pb::ApplyDefinitionsRequest {
             files: vec![pb::DefinitionFile {
                 path: "features/stream.yaml".to_owned(),
-                content: definitions(&source, &topic),
+                content: definitions(&source, topic),
             }],
             prune: false,
         })
         .await
         .unwrap();
+    (server, source)
+}
+
+fn driver_event(driver: i64, event_timestamp: &str, rate: f64, trips: i64) -> serde_json::Value {
+    json!({"driver_id": driver, "event_timestamp": event_timestamp, "rate": rate, "trips": trips})
+}
+
+#[tokio::test]
+async fn a_stream_source_feeds_its_online_view_from_the_topic() {
+    let Hub {
+        _broker,
+        _registry,
+        datahub,
+        client: mut hub_client,
+        topic,
+    } = start_hub().await;
+
+    // Records produced before the definitions exist are read too: a new group starts at the earliest.
+    produce(
+        &mut hub_client,
+        &topic,
+        &[json!({"driver_id": 1001, "event_timestamp": "2026-01-01T00:00:00Z", "rate": 0.1, "trips": 3})],
+    )
+    .await;
+
+    let (server, source) = start_feature_store(&datahub.grpc_url(), &topic).await;
 
     use pb::value::Val;
     wait_for(
@@ -238,4 +270,52 @@ async fn a_stream_source_feeds_its_online_view_from_the_topic() {
 
     server.stop().await;
     datahub.stop().await;
+}
+
+#[tokio::test]
+async fn the_consumer_waits_out_an_unreachable_data_hub_and_a_dropped_stream() {
+    let mut hub = start_hub().await;
+    // The feature store reaches the data hub only through a link that is down at first.
+    let link = plinth_tests::TcpOutage::start().await;
+    link.set_up(false);
+    link.forward_to(hub.datahub.grpc);
+    let (server, _source) = start_feature_store(&format!("http://{}", link.addr), &hub.topic).await;
+    produce(
+        &mut hub.client,
+        &hub.topic,
+        &[driver_event(7, "2026-01-01T00:00:00Z", 0.1, 1)],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The service serves (nothing yet) while its consumer retries.
+    assert_eq!(online_values(&server, 7).await, (None, None));
+
+    use pb::value::Val;
+    link.set_up(true);
+    wait_for(
+        &server,
+        7,
+        (Some(Val::DoubleVal(0.1)), Some(Val::Int64Val(1))),
+    )
+    .await;
+
+    // The link drops the open stream; the consumer reconnects and resumes from its commits.
+    link.set_up(false);
+    produce(
+        &mut hub.client,
+        &hub.topic,
+        &[driver_event(7, "2026-01-01T01:00:00Z", 0.2, 2)],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    link.set_up(true);
+    wait_for(
+        &server,
+        7,
+        (Some(Val::DoubleVal(0.2)), Some(Val::Int64Val(2))),
+    )
+    .await;
+
+    server.stop().await;
+    hub.datahub.stop().await;
 }
