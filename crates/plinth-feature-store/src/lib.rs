@@ -24,8 +24,8 @@ pub mod online;
 pub mod push;
 pub mod registry;
 pub mod retrieval;
-pub mod streaming;
 mod service;
+pub mod streaming;
 mod training;
 
 pub use crate::config::Config;

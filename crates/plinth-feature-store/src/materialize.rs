@@ -137,10 +137,7 @@ pub async fn materialize_view(
             continue;
         };
         let event_times = event_array.as_primitive::<TimestampMicrosecondType>();
-        let created_array = source
-            .created_timestamp_column
-            .as_deref()
-            .and_then(&column);
+        let created_array = source.created_timestamp_column.as_deref().and_then(&column);
         let created_times = created_array
             .as_ref()
             .map(|array| array.as_primitive::<TimestampMicrosecondType>());
