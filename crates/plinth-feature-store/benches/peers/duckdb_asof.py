@@ -1,0 +1,47 @@
+"""The raw point-in-time join ceiling for the feature store bench: DuckDB's ASOF LEFT JOIN of the entity
+rows with the feature rows on driver_id and entity time >= feature time (no TTL: the bench's view has
+none). Warms up once (same query, result dropped), then times one run into an Arrow table, writes that
+result to OUT (not timed) for the bench to compare with Plinth's, and prints one JSON line.
+
+usage: duckdb_asof.py --features PARQUET --entities PARQUET --columns N --out PARQUET
+"""
+
+import argparse
+import json
+import sys
+import time
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", required=True)
+    parser.add_argument("--entities", required=True)
+    parser.add_argument("--columns", type=int, required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    import duckdb
+    import pyarrow.parquet as pq
+
+    selected = ", ".join(f"f.f{i}" for i in range(args.columns))
+    sql = (
+        f"SELECT e.row_id, e.driver_id, e.event_timestamp, {selected} "
+        f"FROM read_parquet('{args.entities}') e "
+        f"ASOF LEFT JOIN read_parquet('{args.features}') f "
+        "ON e.driver_id = f.driver_id AND e.event_timestamp >= f.event_timestamp"
+    )
+    con = duckdb.connect()
+    # DuckDB 2.0: `execute(...).to_arrow_table()` reads the whole result (an unread result would block
+    # the next query on this connection).
+    con.execute(sql).to_arrow_table()  # warm-up
+    started = time.perf_counter()
+    table = con.execute(sql).to_arrow_table()
+    seconds = time.perf_counter() - started
+    pq.write_table(table, args.out)
+    sys.stdout.write(
+        json.dumps({"seconds": seconds, "rows": table.num_rows, "duckdb": duckdb.__version__}) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
