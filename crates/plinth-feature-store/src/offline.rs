@@ -85,9 +85,9 @@ pub enum OfflineError {
         /// The URL.
         url: String,
     },
-    /// A source file lacks the event-time column.
+    /// A source file lacks a column every row needs: the event-time column or a join key.
     #[error(
-        "`{url}` has no column `{column}`, the source's timestamp field; fix `timestamp_field` or the data"
+        "`{url}` has no column `{column}`, which the source needs (its timestamp field or a join key); fix the source's definition (`timestamp_field`, `field_mapping`) or the data"
     )]
     TimestampColumnMissing {
         /// The file.

@@ -42,7 +42,8 @@ pub struct ReadColumn {
     pub name: String,
     /// The type it is read as.
     pub data_type: DataType,
-    /// Whether a file without it is an error (the event time) rather than a column of nulls.
+    /// Whether a file without it is an error (the event time, a join key) rather than a column of
+    /// nulls.
     pub required: bool,
 }
 
