@@ -5,7 +5,7 @@
 //! duplicate-row bug): for an entity row with join keys `k` and timestamp `ts`, the candidates of a view
 //! are its rows with keys `k` and `event_ts <= ts`; with a TTL also `event_ts >= ts - ttl` (both bounds
 //! inclusive; a zero TTL means no lower bound); with `filter_by_created_timestamp` also
-//! `created_ts <= ts`. The winner has the greatest `event_ts`, ties going to the greatest `created_ts`
+//! `created_ts <= ts` (so a row with a null or absent `created_ts` is then never one). The winner has the greatest `event_ts`, ties going to the greatest `created_ts`
 //! (a null `created_ts` loses to any other), then to the row that comes last in the input. The winner's
 //! values are returned even when null; with no candidate every feature is null. An entity row whose key
 //! or timestamp is null has no candidate; a feature row whose key or event time is null is never one.
