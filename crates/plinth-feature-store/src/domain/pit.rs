@@ -5,7 +5,8 @@
 //! duplicate-row bug): for an entity row with join keys `k` and timestamp `ts`, the candidates of a view
 //! are its rows with keys `k` and `event_ts <= ts`; with a TTL also `event_ts >= ts - ttl` (both bounds
 //! inclusive; a zero TTL means no lower bound); with `filter_by_created_timestamp` also
-//! `created_ts <= ts` (so a row with a null or absent `created_ts` is then never one). The winner has the greatest `event_ts`, ties going to the greatest `created_ts`
+//! `created_ts <= ts` when the source has a created column (a row with a null `created_ts` is then never
+//! one; a source without the column is not filtered, as in Feast's SQL template). The winner has the greatest `event_ts`, ties going to the greatest `created_ts`
 //! (a null `created_ts` loses to any other), then to the row that comes last in the input. The winner's
 //! values are returned even when null; with no candidate every feature is null. An entity row whose key
 //! or timestamp is null has no candidate; a feature row whose key or event time is null is never one.
@@ -132,7 +133,8 @@ pub struct FeatureRows {
 pub struct JoinOptions {
     /// How long a row stays valid after its event time; zero means forever.
     pub ttl: Duration,
-    /// Whether rows created after the entity row's timestamp are left out (no backfill leakage).
+    /// Whether rows created after the entity row's timestamp are left out (no backfill leakage); has
+    /// no effect on rows without a created time column.
     pub filter_by_created_timestamp: bool,
 }
 
@@ -231,6 +233,8 @@ struct SortedFeatures {
     /// The created time, `i64::MIN` where null or absent (it then loses every tie).
     created: Vec<i64>,
     created_valid: Vec<bool>,
+    /// Whether the rows have a created time column at all (without one nothing is filtered by it).
+    has_created: bool,
 }
 
 impl SortedFeatures {
@@ -270,6 +274,7 @@ impl SortedFeatures {
             event,
             created,
             created_valid,
+            has_created: features.created_timestamps.is_some(),
         }
     }
 
@@ -283,6 +288,7 @@ impl SortedFeatures {
                 return None;
             }
             if options.filter_by_created_timestamp
+                && self.has_created
                 && (!self.created_valid[row_idx] || self.created[row_idx] > ts)
             {
                 continue;

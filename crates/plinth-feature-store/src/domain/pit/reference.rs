@@ -82,6 +82,7 @@ pub(crate) fn winners(
                 .and_then(|created| optional(created, feature_idx));
             let in_window = event <= ts && (ttl == 0 || event >= ts.saturating_sub(ttl));
             let created_ok = !options.filter_by_created_timestamp
+                || features.created_timestamps.is_none()
                 || created.is_some_and(|created| created <= ts);
             if !in_window || !created_ok {
                 continue;

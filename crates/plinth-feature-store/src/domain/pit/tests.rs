@@ -147,6 +147,18 @@ fn filter_by_created_timestamp_leaves_out_backfills() {
 }
 
 #[test]
+fn filter_by_created_timestamp_leaves_a_source_without_created_times_alone() {
+    let mut features = feature_rows(&[(1, 10, None, Some(1.0)), (1, 20, None, Some(2.0))]);
+    features.created_timestamps = None;
+    let entity = entity_rows(&[(Some(1), Some(30))]);
+    let filtered = JoinOptions {
+        ttl: Duration::ZERO,
+        filter_by_created_timestamp: true,
+    };
+    check(&entity, &features, filtered, &[Some(1)]);
+}
+
+#[test]
 fn a_null_winner_is_returned_without_falling_back() {
     let features = feature_rows(&[(1, 10, None, Some(1.0)), (1, 20, None, None)]);
     let entity = entity_rows(&[(Some(1), Some(25))]);
