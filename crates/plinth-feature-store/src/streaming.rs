@@ -3,7 +3,7 @@
 //!
 //! Per source, one consumer joins the data hub's consumer group `plinth-feature-store.<source>` through
 //! `DataHubService/Subscribe` (from the group's committed offsets; earliest without any), turns each
-//! batch of records into online rows ([`rows`]), writes them, and only then commits the batch's offsets.
+//! batch of records into online rows (`streaming/rows.rs`), writes them, and only then commits the batch's offsets.
 //! Delivery is at least once; a replayed record writes the same `(event_ts, created_ts)` again, which
 //! the online write rule (newer or equal wins) makes harmless. Records that cannot be read are counted
 //! ([`STREAM_RECORDS_SKIPPED`]) and logged, and never stop the consumer.
