@@ -516,6 +516,40 @@ async fn grpc_values(
     Ok(rows)
 }
 
+/// Fails with the first differing driver unless `got` equals `expected` (to 1e-12 relative:
+/// serde_json's default float parsing can be one ulp off the shortest text it was written as).
+fn same_values(
+    who: &str,
+    got: &[Vec<Option<f64>>],
+    expected: &[Vec<Option<f64>>],
+) -> anyhow::Result<()> {
+    let close = |a: &Option<f64>, b: &Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-12 * a.abs().max(b.abs()),
+        (None, None) => true,
+        _ => false,
+    };
+    if let Some((row, (got, expected))) =
+        got.iter()
+            .zip(expected)
+            .enumerate()
+            .find(|(_, (got, expected))| {
+                got.len() != expected.len()
+                    || !got.iter().zip(expected.iter()).all(|(a, b)| close(a, b))
+            })
+    {
+        bail!(
+            "{who} does not answer the generated latest values: sample row {row} is {got:?}, expected {expected:?}"
+        );
+    }
+    ensure!(
+        got.len() == expected.len(),
+        "{who} answered {} rows, expected {}",
+        got.len(),
+        expected.len()
+    );
+    Ok(())
+}
+
 /// Which server and protocol a load case drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Target {
@@ -815,23 +849,22 @@ async fn online(
         })
         .collect();
     let mut client = plinth.client().await?;
-    ensure!(
-        grpc_values(&mut client, &sample).await? == expected,
-        "Plinth gRPC does not answer the generated latest values"
-    );
-    ensure!(
-        http_values(&http, plinth.http, &sample).await? == expected,
-        "Plinth HTTP does not answer the generated latest values"
-    );
+    same_values(
+        "Plinth gRPC",
+        &grpc_values(&mut client, &sample).await?,
+        &expected,
+    )?;
+    same_values(
+        "Plinth HTTP",
+        &http_values(&http, plinth.http, &sample).await?,
+        &expected,
+    )?;
     if let Some(server) = &feast {
         let ready = Instant::now();
         loop {
             match http_values(&http, server.http, &sample).await {
                 Ok(values) => {
-                    ensure!(
-                        values == expected,
-                        "Feast does not answer the generated latest values"
-                    );
+                    same_values("Feast", &values, &expected)?;
                     break;
                 }
                 Err(err) if ready.elapsed() > Duration::from_secs(90) => {
