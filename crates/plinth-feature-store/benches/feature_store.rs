@@ -725,7 +725,7 @@ async fn run(settings: &Settings) -> anyhow::Result<()> {
         }
     };
     let plinth = Plinth::start(dir.path(), &lake_dir, redis.as_deref()).await?;
-    let failure = match measure(
+    let outcome = measure(
         settings,
         &plinth,
         python.as_deref(),
@@ -736,20 +736,13 @@ async fn run(settings: &Settings) -> anyhow::Result<()> {
         &latest,
         &mut results,
     )
-    .await
-    {
-        Ok(()) => None,
-        Err(err) => Some(err),
-    };
+    .await;
     plinth.stop().await;
     if redis.is_some() {
         let _ = redis_flush(&redis_url);
     }
     print_table(settings, &results, &load_before);
-    match failure {
-        Some(err) => Err(err),
-        None => Ok(()),
-    }
+    outcome
 }
 
 #[allow(clippy::too_many_arguments)]
