@@ -6,9 +6,9 @@ use std::sync::Arc;
 use plinth_proto::datahub::v1 as pb;
 use plinth_proto::datahub::v1::data_hub_service_server::{DataHubService, DataHubServiceServer};
 use plinth_runtime::auth::{AccessPolicy, DefaultAccessPolicy, Role};
+use plinth_runtime::error::ApiError;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::error::required;
 use crate::lake::Lake;
 use crate::produce::Producer;
 use crate::subscribe::{SubscribeStream, Subscriptions};
@@ -89,7 +89,7 @@ impl DataHubService for GrpcApi {
         let batch = request
             .into_inner()
             .batch
-            .ok_or_else(|| required("batch", "send the topic and its records"))?;
+            .ok_or_else(|| ApiError::required("batch", "send the topic and its records"))?;
         reply(self.producer.produce(batch).await?)
     }
 
@@ -136,7 +136,7 @@ impl DataHubService for GrpcApi {
         let dataset = request
             .into_inner()
             .dataset
-            .ok_or_else(|| required("dataset", "name the dataset the sink writes"))?;
+            .ok_or_else(|| ApiError::required("dataset", "name the dataset the sink writes"))?;
         let sink = self.lake.pause_sink(&dataset).await?;
         reply(pb::PauseLakeSinkResponse { sink: Some(sink) })
     }
@@ -148,7 +148,7 @@ impl DataHubService for GrpcApi {
         let dataset = request
             .into_inner()
             .dataset
-            .ok_or_else(|| required("dataset", "name the dataset the sink writes"))?;
+            .ok_or_else(|| ApiError::required("dataset", "name the dataset the sink writes"))?;
         let sink = self.lake.resume_sink(&dataset).await?;
         reply(pb::ResumeLakeSinkResponse { sink: Some(sink) })
     }
@@ -160,7 +160,7 @@ impl DataHubService for GrpcApi {
         let dataset = request
             .into_inner()
             .dataset
-            .ok_or_else(|| required("dataset", "name the dataset the sink writes"))?;
+            .ok_or_else(|| ApiError::required("dataset", "name the dataset the sink writes"))?;
         let sink = self.lake.delete_sink(&dataset).await?;
         reply(pb::DeleteLakeSinkResponse { sink: Some(sink) })
     }

@@ -22,12 +22,3 @@ pub fn sink_not_found(dataset: &DatasetName) -> ApiError {
     )
     .with_metadata("dataset", dataset.as_str())
 }
-
-/// A required request field is missing or empty.
-pub fn required(field: &str, what_to_do: &str) -> ApiError {
-    ApiError::invalid_argument(
-        "FIELD_REQUIRED",
-        format!("`{field}` is required; {what_to_do}"),
-    )
-    .with_field(field, "required")
-}

@@ -36,7 +36,7 @@ use tokio::task::JoinHandle;
 use crate::config::{KafkaConfig, LakeConfig};
 use crate::domain::lake_path::DatasetName;
 use crate::domain::lake_schema::KAFKA_TIMESTAMP_COLUMN;
-use crate::error::{required, sink_not_found, topic_not_found};
+use crate::error::{sink_not_found, topic_not_found};
 use crate::flight::ScanTicket;
 use crate::lake::dataset::{DatasetFile, FileKind, FooterCache, TimeRange, list_files};
 use crate::lake::sink::{SchemaCache, SinkExit, SinkProgress, SinkTask, now_ms, timestamp};
@@ -328,7 +328,7 @@ impl Lake {
         let topic = req
             .topic
             .filter(|topic| !topic.as_str().is_empty())
-            .ok_or_else(|| required("topic", "name the bound topic the sink reads"))?;
+            .ok_or_else(|| ApiError::required("topic", "name the bound topic the sink reads"))?;
         if self.ctx.store.topic(&topic).await?.is_none() {
             return Err(topic_not_found(&topic));
         }
@@ -582,7 +582,7 @@ impl Lake {
         let name = req
             .name
             .filter(|name| !name.as_str().is_empty())
-            .ok_or_else(|| required("name", "name the dataset to describe"))?;
+            .ok_or_else(|| ApiError::required("name", "name the dataset to describe"))?;
         let dataset = validate_dataset(name.as_str())?;
         let (location, sink) = self.dataset_location(&dataset).await?;
         let files = list_files(&location, &dataset).await?;

@@ -16,7 +16,6 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer a
 
 use crate::config::{KafkaConfig, ProduceConfig};
 use crate::domain::wire_format;
-use crate::error::required;
 use crate::kafka::{kafka_error, producer_config};
 use crate::store::TopicRow;
 use crate::topics::Topics;
@@ -191,7 +190,7 @@ impl Producer {
             let message = message.map_err(|status| ApiError::from_status(&status))?;
             let batch = message
                 .batch
-                .ok_or_else(|| required("batch", "send one batch per stream message"))?;
+                .ok_or_else(|| ApiError::required("batch", "send one batch per stream message"))?;
             summary.batch_count += 1;
             let index = batch_index;
             batch_index = batch_index.saturating_add(1);
@@ -272,9 +271,9 @@ impl Producer {
             .topic
             .clone()
             .filter(|topic| !topic.as_str().is_empty())
-            .ok_or_else(|| required("batch.topic", "name the topic to write to"))?;
+            .ok_or_else(|| ApiError::required("batch.topic", "name the topic to write to"))?;
         if batch.records.is_empty() {
-            return Err(required(
+            return Err(ApiError::required(
                 "batch.records",
                 "send at least one record in a batch",
             ));

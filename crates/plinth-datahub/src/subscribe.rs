@@ -24,7 +24,6 @@ use tokio::sync::mpsc;
 
 use crate::config::{KafkaConfig, SubscribeConfig};
 use crate::domain::wire_format;
-use crate::error::required;
 use crate::kafka::{consumer_config, kafka_error};
 use crate::topics::{Topics, timestamp};
 
@@ -277,13 +276,16 @@ impl Subscriptions {
     ) -> Result<SubscribeStream, ApiError> {
         let group = request.consumer_group.trim().to_owned();
         if group.is_empty() {
-            return Err(required(
+            return Err(ApiError::required(
                 "consumer_group",
                 "name the consumer group, e.g. `fraud-scorer`",
             ));
         }
         if request.topics.is_empty() {
-            return Err(required("topics", "name at least one topic to read"));
+            return Err(ApiError::required(
+                "topics",
+                "name at least one topic to read",
+            ));
         }
         for topic in &request.topics {
             self.topics.binding(topic).await?;
@@ -294,7 +296,7 @@ impl Subscriptions {
             pb::StartPosition::Latest => Start::Latest,
             pb::StartPosition::Timestamp => {
                 let ts = request.start_timestamp.ok_or_else(|| {
-                    required(
+                    ApiError::required(
                         "start_timestamp",
                         "START_POSITION_TIMESTAMP needs the earliest Kafka timestamp to deliver",
                     )
@@ -615,10 +617,13 @@ impl Subscriptions {
     pub async fn commit(&self, request: pb::CommitRequest) -> Result<pb::CommitResponse, ApiError> {
         let group = request.consumer_group.trim().to_owned();
         if group.is_empty() {
-            return Err(required("consumer_group", "name the consumer group"));
+            return Err(ApiError::required(
+                "consumer_group",
+                "name the consumer group",
+            ));
         }
         if request.offsets.is_empty() {
-            return Err(required("offsets", "list the offsets to commit"));
+            return Err(ApiError::required("offsets", "list the offsets to commit"));
         }
         let mut tpl = TopicPartitionList::new();
         for (index, offset) in request.offsets.iter().enumerate() {
@@ -626,7 +631,9 @@ impl Subscriptions {
                 .topic
                 .as_ref()
                 .filter(|t| !t.as_str().is_empty())
-                .ok_or_else(|| required(&format!("offsets[{index}].topic"), "name the topic"))?;
+                .ok_or_else(|| {
+                    ApiError::required(&format!("offsets[{index}].topic"), "name the topic")
+                })?;
             if offset.partition < 0 || offset.offset < 0 {
                 return Err(ApiError::invalid_argument(
                     "INVALID_OFFSET",

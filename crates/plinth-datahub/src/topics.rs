@@ -18,7 +18,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 
 use crate::config::KafkaConfig;
-use crate::error::{required, topic_not_found};
+use crate::error::topic_not_found;
 use crate::kafka::{base_client_config, kafka_error};
 use crate::store::{Store, TopicRow};
 
@@ -123,7 +123,7 @@ fn binding_parts(
         .clone()
         .filter(|subject| !subject.as_str().is_empty())
         .ok_or_else(|| {
-            required(
+            ApiError::required(
                 &format!("{field}.subject"),
                 "name a subject registered in the schema registry",
             )
@@ -222,11 +222,11 @@ impl Topics {
         let name = request
             .name
             .clone()
-            .ok_or_else(|| required("name", "name the topic, e.g. `orders`"))?;
+            .ok_or_else(|| ApiError::required("name", "name the topic, e.g. `orders`"))?;
         validate_topic_name(name.as_str())?;
         let (value_subject, value_version) =
             binding_parts(request.value_binding.as_ref(), "value_binding")?.ok_or_else(|| {
-                required(
+                ApiError::required(
                     "value_binding",
                     "bind the topic to the subject its values are validated against",
                 )
@@ -372,7 +372,7 @@ impl Topics {
     ) -> Result<pb::DescribeTopicResponse, ApiError> {
         let name = request
             .name
-            .ok_or_else(|| required("name", "name the topic"))?;
+            .ok_or_else(|| ApiError::required("name", "name the topic"))?;
         let row = self
             .store
             .topic(&name)
@@ -438,7 +438,7 @@ impl Topics {
     pub async fn delete(&self, request: pb::DeleteTopicRequest) -> Result<pb::Topic, ApiError> {
         let name = request
             .name
-            .ok_or_else(|| required("name", "name the topic"))?;
+            .ok_or_else(|| ApiError::required("name", "name the topic"))?;
         let row = self
             .store
             .topic(&name)

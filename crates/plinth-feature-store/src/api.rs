@@ -50,7 +50,7 @@ fn reply<T>(value: T) -> RpcResult<T> {
 
 fn files(files: Vec<pb::DefinitionFile>) -> Result<Vec<(String, String)>, ApiError> {
     if files.is_empty() {
-        return Err(crate::error::required(
+        return Err(ApiError::required(
             "files",
             "send the definition files of the project (YAML)",
         ));
@@ -171,13 +171,13 @@ impl FeatureStoreService for GrpcApi {
     ) -> RpcResult<pb::DescribeDefinitionResponse> {
         let request = request.into_inner();
         let kind = kind_from_proto(request.kind).ok_or_else(|| {
-            crate::error::required(
+            ApiError::required(
                 "kind",
                 "name the kind: entity, source, feature view or feature service",
             )
         })?;
         if request.name.is_empty() {
-            return Err(crate::error::required("name", "name the object to describe").into());
+            return Err(ApiError::required("name", "name the object to describe").into());
         }
         let (stored, watermark) = self.store.describe(kind, &request.name).await?;
         reply(pb::DescribeDefinitionResponse {
@@ -193,10 +193,10 @@ impl FeatureStoreService for GrpcApi {
     ) -> RpcResult<pb::GetTrainingSetResponse> {
         let request = request.into_inner();
         let output = request.output_dataset.ok_or_else(|| {
-            crate::error::required("output_dataset", "name the lake dataset to write")
+            ApiError::required("output_dataset", "name the lake dataset to write")
         })?;
         let training_set = request.training_set.ok_or_else(|| {
-            crate::error::required("training_set", "give the features and the entity rows")
+            ApiError::required("training_set", "give the features and the entity rows")
         })?;
         let summary = crate::training::build_to_dataset(&self.store, training_set, output).await?;
         reply(summary)
@@ -274,7 +274,7 @@ impl FeatureStoreService for GrpcApi {
     async fn push(&self, request: Request<pb::PushRequest>) -> RpcResult<pb::PushResponse> {
         let request = request.into_inner();
         if request.push_source.is_empty() {
-            return Err(crate::error::required("push_source", "name the push source").into());
+            return Err(ApiError::required("push_source", "name the push source").into());
         }
         let to = match pb::PushTarget::try_from(request.to).unwrap_or(pb::PushTarget::Unspecified) {
             pb::PushTarget::Unspecified | pb::PushTarget::Online => PushTarget::Online,

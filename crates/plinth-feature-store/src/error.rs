@@ -59,15 +59,6 @@ pub fn online(err: OnlineError) -> ApiError {
     }
 }
 
-/// A required request field is missing or empty.
-pub fn required(field: &str, what_to_do: &str) -> ApiError {
-    ApiError::invalid_argument(
-        "FIELD_REQUIRED",
-        format!("`{field}` is required; {what_to_do}"),
-    )
-    .with_field(field, "required")
-}
-
 /// An offline failure: bad entity input is INVALID_ARGUMENT, data that does not fit its definition
 /// FAILED_PRECONDITION, an unreachable store UNAVAILABLE, an existing output ALREADY_EXISTS.
 pub fn offline(err: crate::offline::OfflineError) -> ApiError {

@@ -82,7 +82,7 @@ async fn online(store: &FeatureStore, body: &[u8]) -> Result<Json_, ApiError> {
         (Some(service), _) if !service.is_empty() => FeatureRequest::Service(service),
         (_, Some(features)) if !features.is_empty() => FeatureRequest::Refs(features),
         _ => {
-            return Err(crate::error::required(
+            return Err(ApiError::required(
                 "features",
                 "send `feature_service` or a non-empty `features` list of `view:feature`",
             ));

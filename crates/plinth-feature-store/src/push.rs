@@ -258,7 +258,7 @@ pub async fn push(
 fn check_columns(columns: &[(String, Vec<Value>)], max_rows: usize) -> Result<usize, ApiError> {
     let n_rows = columns.first().map_or(0, |(_, values)| values.len());
     if n_rows == 0 {
-        return Err(crate::error::required(
+        return Err(ApiError::required(
             "columns",
             "send the join keys, the timestamp field and the features, one value per row",
         ));

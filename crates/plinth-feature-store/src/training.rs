@@ -59,7 +59,7 @@ fn prepare(
             EntityInput::Batches(batches)
         }
         _ => {
-            return Err(crate::error::required(
+            return Err(ApiError::required(
                 "training_set.entities",
                 "give the entity rows as a lake dataset, a Parquet URL or an Arrow IPC stream",
             ));

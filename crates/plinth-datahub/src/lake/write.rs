@@ -79,7 +79,7 @@ impl DatasetWriter {
         footers: Arc<FooterCache>,
     ) -> Result<Self, ApiError> {
         if subject.trim().is_empty() {
-            return Err(crate::error::required(
+            return Err(ApiError::required(
                 "subject",
                 "name the registered subject the rows validate against",
             ));

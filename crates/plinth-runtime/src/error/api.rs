@@ -230,6 +230,16 @@ impl ApiError {
         deadline_exceeded => DeadlineExceeded,
     }
 
+    /// A required request field is missing or empty: INVALID_ARGUMENT `FIELD_REQUIRED`, naming the field
+    /// and saying what to send.
+    pub fn required(field: &str, what_to_do: &str) -> Self {
+        Self::invalid_argument(
+            "FIELD_REQUIRED",
+            format!("`{field}` is required; {what_to_do}"),
+        )
+        .with_field(field, "required")
+    }
+
     /// An internal error. `cause` is logged when the error is converted for the wire; the client only
     /// sees a generic message.
     pub fn internal(cause: impl fmt::Display) -> Self {
