@@ -6,7 +6,6 @@
 //! rule (newer-or-equal replaces) makes the rewrite of already written entities a no-op, and nothing is
 //! lost or doubled. Incremental runs start at the watermark (inclusive, for the same reason).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
@@ -16,8 +15,8 @@ use plinth_runtime::error::ApiError;
 
 use crate::domain::arrow_values::value_at;
 use crate::domain::definitions::{FeatureView, Project};
-use crate::domain::entity_key::{self, EntityKey};
-use crate::domain::online_row::{OnlineRow, supersedes};
+use crate::domain::entity_key;
+use crate::domain::online_row::{LatestRows, OnlineRow};
 use crate::domain::pit::columns::{arrow_type, utc_micros_type};
 use crate::offline::OfflineContext;
 use crate::offline::reader::{EventWindow, ReadColumn, list_files, read_batches};
@@ -123,7 +122,7 @@ pub async fn materialize_view(
         offline.batch_rows,
     );
 
-    let mut latest: HashMap<Vec<u8>, (EntityKey, OnlineRow)> = HashMap::new();
+    let mut latest = LatestRows::default();
     let mut rows_read = 0_u64;
     while let Some(batch) = batches.next().await {
         let batch = batch.map_err(crate::error::offline)?;
@@ -167,14 +166,7 @@ pub async fn materialize_view(
             let created_ts = created_times
                 .filter(|times| !times.is_null(row_idx))
                 .map_or(0, |times| times.value(row_idx));
-            let probe = OnlineRow {
-                event_ts,
-                created_ts,
-                values: Vec::new(),
-            };
-            if let Some((_, stored)) = latest.get(key.as_bytes())
-                && !supersedes(&probe, stored)
-            {
+            if !latest.would_keep(&key, event_ts, created_ts) {
                 continue;
             }
             let values = view
@@ -190,13 +182,17 @@ pub async fn materialize_view(
                     (feature.name.clone(), value)
                 })
                 .collect();
-            let row = OnlineRow { values, ..probe };
-            latest.insert(key.as_bytes().to_vec(), (key, row));
+            let row = OnlineRow {
+                event_ts,
+                created_ts,
+                values,
+            };
+            latest.add(key, row);
         }
     }
 
     let entities = latest.len() as u64;
-    let mut rows: Vec<(EntityKey, OnlineRow)> = latest.into_values().collect();
+    let mut rows = latest.into_rows();
     while !rows.is_empty() {
         let rest = rows.split_off(rows.len().min(WRITE_CHUNK));
         let chunk = std::mem::replace(&mut rows, rest);

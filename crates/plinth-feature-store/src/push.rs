@@ -18,8 +18,8 @@ use plinth_runtime::storage::Location;
 
 use crate::domain::arrow_values;
 use crate::domain::definitions::{BatchLocation, FeatureView, Project, Source, SourceKind};
-use crate::domain::entity_key::{self, EntityKey};
-use crate::domain::online_row::OnlineRow;
+use crate::domain::entity_key;
+use crate::domain::online_row::{LatestRows, OnlineRow};
 use crate::domain::pit::columns::arrow_type;
 use crate::domain::value::{Value, ValueType};
 use crate::online::OnlineStore;
@@ -192,7 +192,7 @@ pub async fn push(
             feature_columns.push((feature, name, coerced));
         }
         if request.to.online() && view.online {
-            let mut latest: BTreeMap<Vec<u8>, (EntityKey, OnlineRow)> = BTreeMap::new();
+            let mut latest = LatestRows::default();
             for row_idx in 0..n_rows {
                 let mut parts = Vec::with_capacity(key_columns.len());
                 for (join_key, values) in &key_columns {
@@ -216,14 +216,9 @@ pub async fn push(
                         .map(|(feature, _, values)| (feature.name.clone(), values[row_idx].clone()))
                         .collect(),
                 };
-                match latest.get(key.as_bytes()) {
-                    Some((_, stored)) if !crate::domain::online_row::supersedes(&row, stored) => {}
-                    _ => {
-                        latest.insert(key.as_bytes().to_vec(), (key, row));
-                    }
-                }
+                latest.add(key, row);
             }
-            online_writes.push((view.name.as_str(), latest.into_values().collect::<Vec<_>>()));
+            online_writes.push((view.name.as_str(), latest.into_rows()));
         }
         pushed_views.push(view.name.clone());
     }

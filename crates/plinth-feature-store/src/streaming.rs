@@ -264,7 +264,7 @@ async fn handle_batch(
         }
     }
     for (view, rows) in batch.views {
-        let rows: Vec<_> = rows.into_values().collect();
+        let rows = rows.into_rows();
         store
             .online()
             .write(&view, rows)

@@ -26,8 +26,10 @@
 //! with a stored one without decoding numbers (Redis's Lua has only doubles, which lose microseconds
 //! past 2^53): see [`HEADER_LEN`] and [`encode`].
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::domain::entity_key::EntityKey;
 use crate::domain::value::Value;
 
 /// The version byte every row of this layout starts with.
@@ -76,7 +78,56 @@ pub enum Status {
 /// feast-dev/feast#2795); an equal pair replaces too, so replaying a batch (at-least-once delivery)
 /// is idempotent.
 pub fn supersedes(new: &OnlineRow, stored: &OnlineRow) -> bool {
-    (new.event_ts, new.created_ts) >= (stored.event_ts, stored.created_ts)
+    newer_or_equal(new.event_ts, new.created_ts, stored)
+}
+
+/// The write rule on a new row's times.
+fn newer_or_equal(event_ts: i64, created_ts: i64, stored: &OnlineRow) -> bool {
+    (event_ts, created_ts) >= (stored.event_ts, stored.created_ts)
+}
+
+/// The newest row per entity key of one view, by the write rule ([`supersedes`]): what one batch
+/// (a materialization window, a push, a batch of stream records) writes to the online store.
+#[derive(Debug, Default)]
+pub struct LatestRows {
+    rows: HashMap<Vec<u8>, (EntityKey, OnlineRow)>,
+}
+
+impl LatestRows {
+    /// Whether a row of `key` with these times would be kept: no row is held for the key, or the held
+    /// one is not newer. Lets a caller skip building an older row's values.
+    pub fn would_keep(&self, key: &EntityKey, event_ts: i64, created_ts: i64) -> bool {
+        self.rows
+            .get(key.as_bytes())
+            .is_none_or(|(_, held)| newer_or_equal(event_ts, created_ts, held))
+    }
+
+    /// Keeps `row` for `key` unless a newer row is held for it.
+    pub fn add(&mut self, key: EntityKey, row: OnlineRow) {
+        if self.would_keep(&key, row.event_ts, row.created_ts) {
+            self.rows.insert(key.as_bytes().to_vec(), (key, row));
+        }
+    }
+
+    /// The row held for `key`.
+    pub fn get(&self, key: &EntityKey) -> Option<&OnlineRow> {
+        self.rows.get(key.as_bytes()).map(|(_, row)| row)
+    }
+
+    /// How many entities have a row.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The rows, in no particular order.
+    pub fn into_rows(self) -> Vec<(EntityKey, OnlineRow)> {
+        self.rows.into_values().collect()
+    }
 }
 
 /// What a read returns for `feature` given the stored `row` (if any), the view's `ttl` (zero: no

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::domain::definitions::{FeatureView, JoinKey, Project, Source};
 use crate::domain::entity_key::{self, EntityKey};
-use crate::domain::online_row::{OnlineRow, supersedes};
+use crate::domain::online_row::{LatestRows, OnlineRow};
 use crate::domain::value::{Value, ValueType};
 
 /// Why a record was skipped.
@@ -66,20 +66,14 @@ pub(crate) enum Skip {
 /// The rows of one batch of records, latest per (view, entity key), ready for the online store.
 #[derive(Debug, Default)]
 pub(crate) struct BatchRows {
-    /// View → encoded key → (key, row).
-    pub(crate) views: BTreeMap<String, BTreeMap<Vec<u8>, (EntityKey, OnlineRow)>>,
+    /// View → its newest row per entity key.
+    pub(crate) views: BTreeMap<String, LatestRows>,
 }
 
 impl BatchRows {
     /// Keeps `row` for `key` of `view` unless the batch already holds a newer row for it.
     pub(crate) fn add(&mut self, view: &str, key: EntityKey, row: OnlineRow) {
-        let rows = self.views.entry(view.to_owned()).or_default();
-        match rows.get(key.as_bytes()) {
-            Some((_, kept)) if !supersedes(&row, kept) => {}
-            _ => {
-                rows.insert(key.as_bytes().to_vec(), (key, row));
-            }
-        }
+        self.views.entry(view.to_owned()).or_default().add(key, row);
     }
 }
 

@@ -160,6 +160,6 @@ fn a_batch_keeps_the_newest_row_per_key_whatever_the_order() {
     batch.add("v", key.clone(), row(T0 + 10, T0, 2));
     batch.add("v", key.clone(), row(T0, T0, 1));
     batch.add("v", key.clone(), row(T0 + 10, T0 + 1, 3));
-    let kept = &batch.views["v"][key.as_bytes()].1;
+    let kept = batch.views["v"].get(&key).unwrap();
     assert_eq!(kept, &row(T0 + 10, T0 + 1, 3));
 }
