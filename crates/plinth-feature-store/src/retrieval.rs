@@ -11,7 +11,7 @@ use crate::domain::definitions::{JoinKey, Project};
 use crate::domain::entity_key::{self, EntityKey};
 use crate::domain::online_row::{self, OnlineRow, Status};
 use crate::domain::selection::{self, SelectedView};
-use crate::domain::value::{Value, ValueType};
+use crate::domain::value::Value;
 use crate::online::OnlineStore;
 
 /// Entity rows, column-major: join key name → one value per row, in the request's column order.
@@ -245,40 +245,21 @@ pub(crate) fn coerce_key(
     join_key: &JoinKey,
     row_idx: usize,
 ) -> Result<Value, ApiError> {
-    let coerced = match (join_key.value_type, value) {
-        (ValueType::Int64, Value::Int32(number)) => Value::Int64(i64::from(number)),
-        (ValueType::Int32, Value::Int64(number)) => match i32::try_from(number) {
-            Ok(number) => Value::Int32(number),
-            Err(_) => {
-                return Err(wrong_key_type(
-                    join_key,
-                    row_idx,
-                    "an int64 out of int32 range",
-                ));
-            }
-        },
-        (_, Value::Null) => {
-            return Err(ApiError::invalid_argument(
-                "ENTITY_KEY_NULL",
-                format!(
-                    "entity row {row_idx}: join key `{}` is null; every entity row needs a value for it",
-                    join_key.name
-                ),
-            )
-            .with_field(format!("entities.{}", join_key.name), "not null"));
-        }
-        (expected, value) => {
-            if value.value_type() == Some(expected) {
-                value
-            } else {
-                let given = value
-                    .value_type()
-                    .map_or("null".to_owned(), |value_type| format!("a {value_type}"));
-                return Err(wrong_key_type(join_key, row_idx, &given));
-            }
-        }
-    };
-    Ok(coerced)
+    if value.is_null() {
+        return Err(ApiError::invalid_argument(
+            "ENTITY_KEY_NULL",
+            format!(
+                "entity row {row_idx}: join key `{}` is null; every entity row needs a value for it",
+                join_key.name
+            ),
+        )
+        .with_field(format!("entities.{}", join_key.name), "not null"));
+    }
+    // Key types are integers, strings and bytes: `coerce` converts integer widths where the value fits
+    // and refuses every other type.
+    value
+        .coerce(join_key.value_type)
+        .map_err(|err| wrong_key_type(join_key, row_idx, &err.given))
 }
 
 fn wrong_key_type(join_key: &JoinKey, row_idx: usize, given: &str) -> ApiError {
