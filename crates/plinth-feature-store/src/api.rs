@@ -182,7 +182,7 @@ impl FeatureStoreService for GrpcApi {
         let (stored, watermark) = self.store.describe(kind, &request.name).await?;
         reply(pb::DescribeDefinitionResponse {
             summary: Some(summary(&stored)),
-            definition_yaml: FeatureStore::to_yaml(&stored.definition),
+            definition_yaml: crate::domain::parse::to_yaml(&stored.definition),
             materialized_until: watermark.map(micros_to_timestamp),
         })
     }

@@ -12,7 +12,7 @@ use plinth_runtime::error::ApiError;
 
 use crate::config::ServingConfig;
 use crate::domain::definitions::{Project, SourceKind};
-use crate::domain::parse::{self, Definition, DefinitionError, DefinitionKind};
+use crate::domain::parse::{self, DefinitionError, DefinitionKind};
 use crate::domain::plan::{self, Change, ChangeType};
 use crate::domain::selection::{FeatureRequest, Purpose, SelectedView, resolve};
 use crate::domain::value::{Value, ValueType};
@@ -49,11 +49,7 @@ pub struct MaterializeRequest {
 
 /// Now, UTC microseconds.
 pub(crate) fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX)
-        })
+    chrono::Utc::now().timestamp_micros()
 }
 
 impl FeatureStore {
@@ -205,11 +201,6 @@ impl FeatureStore {
             None
         };
         Ok((stored, watermark))
-    }
-
-    /// The canonical YAML of a definition.
-    pub fn to_yaml(definition: &Definition) -> String {
-        parse::to_yaml(definition)
     }
 
     /// Latest feature values for entity rows.

@@ -189,7 +189,7 @@ impl Registry {
                 _ => Ok(version),
             };
         }
-        let now = now_micros();
+        let now = crate::feature_store::now_micros();
         let mut transaction = self.pool.begin().await?;
         self.lock(&mut transaction).await?;
         // The first statement writes, so SQLite takes its write lock here (waiting on a concurrent
@@ -327,7 +327,7 @@ impl Registry {
         )
         .bind(view)
         .bind(until)
-        .bind(now_micros())
+        .bind(crate::feature_store::now_micros())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -410,10 +410,6 @@ fn strip_comments(sql: &str) -> String {
         .filter(|line| !line.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn now_micros() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }
 
 #[cfg(test)]

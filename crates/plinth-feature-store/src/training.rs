@@ -75,22 +75,23 @@ pub(crate) async fn build_to_dataset(
     output: DatasetName,
 ) -> Result<pb::GetTrainingSetResponse, ApiError> {
     let (plan, entities) = prepare(store, request)?;
-    let mut columns: Vec<String> = Vec::new();
+    let columns: Vec<String> = plan
+        .views
+        .iter()
+        .flat_map(|view| {
+            view.features
+                .iter()
+                .map(|feature| feature.output_name.clone())
+        })
+        .collect();
     let summary = build_training_set(
         store.offline(),
-        plan.clone(),
+        plan,
         entities,
         OutputSink::LakeDataset(output.as_str().to_owned()),
     )
     .await
     .map_err(crate::error::offline)?;
-    for view in &plan.views {
-        columns.extend(
-            view.features
-                .iter()
-                .map(|feature| feature.output_name.clone()),
-        );
-    }
     Ok(pb::GetTrainingSetResponse {
         output_url: summary.output_url.unwrap_or_default(),
         row_count: i64::try_from(summary.rows).unwrap_or(i64::MAX),
