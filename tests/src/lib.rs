@@ -31,6 +31,70 @@ pub fn python() -> PathBuf {
     python
 }
 
+/// A service's `serve` future running in a task of this process: [`ServingTask::stop`] asks it to shut
+/// down and waits for the drain; dropping it only asks.
+#[derive(Debug)]
+struct ServingTask {
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ServingTask {
+    /// Spawns `serve(shutdown)`; `shutdown` resolves when the task is stopped.
+    fn spawn<Fut>(serve: impl FnOnce(BoxShutdown) -> Fut) -> Self
+    where
+        Fut: std::future::Future + Send + 'static,
+    {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let served = serve(Box::pin(async move {
+            let _ = stopped.await;
+        }));
+        let done = tokio::spawn(async move {
+            let _ = served.await;
+        });
+        Self {
+            stop: Some(stop),
+            done: Some(done),
+        }
+    }
+
+    /// Asks the service to shut down and waits until it has.
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+impl Drop for ServingTask {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The shutdown future a [`ServingTask`] hands to `serve`.
+type BoxShutdown = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+/// A channel to a service started here, through the runtime's client (token injection, timeouts).
+async fn local_channel(
+    grpc: SocketAddr,
+    token: Option<&str>,
+    timeout: std::time::Duration,
+    service: &str,
+) -> plinth_runtime::client::AuthChannel {
+    let endpoint = format!("http://{grpc}")
+        .parse()
+        .unwrap_or_else(|err| panic!("{service} endpoint: {err}"));
+    plinth_runtime::client::connect(&endpoint, None, token.map(str::to_owned), timeout)
+        .await
+        .unwrap_or_else(|err| panic!("{service} connects: {err}"))
+}
+
 /// A schema registry running in this process on free loopback ports, stopped when dropped.
 #[derive(Debug)]
 pub struct RegistryServer {
@@ -38,7 +102,8 @@ pub struct RegistryServer {
     pub grpc: SocketAddr,
     /// HTTP (Confluent REST) address.
     pub http: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    /// Stops the registry when dropped.
+    _task: ServingTask,
     _dir: TempDir,
 }
 
@@ -75,14 +140,10 @@ impl RegistryServer {
             .await
             .unwrap_or_else(|err| panic!("registry starts: {err}"));
         let (grpc, http) = (bound.grpc_addr(), bound.http_addr());
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(bound.serve(async move {
-            let _ = stopped.await;
-        }));
         Self {
             grpc,
             http,
-            stop: Some(stop),
+            _task: ServingTask::spawn(|shutdown| bound.serve(shutdown)),
             _dir: dir,
         }
     }
@@ -109,29 +170,16 @@ impl RegistryServer {
     ) -> plinth_proto::schemaregistry::v1::schema_registry_service_client::SchemaRegistryServiceClient<
         plinth_runtime::client::AuthChannel,
     >{
-        let endpoint = self
-            .grpc_url()
-            .parse()
-            .unwrap_or_else(|err| panic!("registry endpoint: {err}"));
-        let channel = plinth_runtime::client::connect(
-            &endpoint,
-            None,
-            token.map(str::to_owned),
+        let channel = local_channel(
+            self.grpc,
+            token,
             std::time::Duration::from_secs(5),
+            "registry",
         )
-        .await
-        .unwrap_or_else(|err| panic!("registry connects: {err}"));
+        .await;
         plinth_proto::schemaregistry::v1::schema_registry_service_client::SchemaRegistryServiceClient::new(
             channel,
         )
-    }
-}
-
-impl Drop for RegistryServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
     }
 }
 
@@ -144,8 +192,7 @@ pub struct DataHubServer {
     pub http: SocketAddr,
     /// The lake root directory.
     pub lake_dir: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
+    task: ServingTask,
     _dir: TempDir,
 }
 
@@ -178,20 +225,11 @@ impl DataHubServer {
             .await
             .unwrap_or_else(|err| panic!("datahub starts: {err}"));
         let (grpc, http) = (bound.grpc_addr(), bound.http_addr());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(async move {
-            let _ = bound
-                .serve(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
         Self {
             grpc,
             http,
             lake_dir,
-            stop: Some(stop),
-            done: Some(done),
+            task: ServingTask::spawn(|shutdown| bound.serve(shutdown)),
             _dir: dir,
         }
     }
@@ -212,37 +250,19 @@ impl DataHubServer {
     ) -> plinth_proto::datahub::v1::data_hub_service_client::DataHubServiceClient<
         plinth_runtime::client::AuthChannel,
     > {
-        let endpoint = self
-            .grpc_url()
-            .parse()
-            .unwrap_or_else(|err| panic!("datahub endpoint: {err}"));
-        let channel = plinth_runtime::client::connect(
-            &endpoint,
-            None,
+        let channel = local_channel(
+            self.grpc,
             None,
             std::time::Duration::from_secs(30),
+            "datahub",
         )
-        .await
-        .unwrap_or_else(|err| panic!("datahub connects: {err}"));
+        .await;
         plinth_proto::datahub::v1::data_hub_service_client::DataHubServiceClient::new(channel)
     }
 
     /// Stops the gateway and waits until it has shut down.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(done) = self.done.take() {
-            let _ = done.await;
-        }
-    }
-}
-
-impl Drop for DataHubServer {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.task.stop().await;
     }
 }
 
@@ -375,8 +395,7 @@ pub struct FeatureStoreServer {
     pub http: SocketAddr,
     /// The lake root directory.
     pub lake_dir: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
+    task: ServingTask,
     _dir: TempDir,
 }
 
@@ -401,20 +420,11 @@ impl FeatureStoreServer {
             .await
             .unwrap_or_else(|err| panic!("feature store starts: {err}"));
         let (grpc, http) = (bound.grpc_addr(), bound.http_addr());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let done = tokio::spawn(async move {
-            let _ = bound
-                .serve(async move {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
         Self {
             grpc,
             http,
             lake_dir,
-            stop: Some(stop),
-            done: Some(done),
+            task: ServingTask::spawn(|shutdown| bound.serve(shutdown)),
             _dir: dir,
         }
     }
@@ -425,17 +435,13 @@ impl FeatureStoreServer {
     ) -> plinth_proto::featurestore::v1::feature_store_service_client::FeatureStoreServiceClient<
         plinth_runtime::client::AuthChannel,
     > {
-        let endpoint = format!("http://{}", self.grpc)
-            .parse()
-            .unwrap_or_else(|err| panic!("feature store endpoint: {err}"));
-        let channel = plinth_runtime::client::connect(
-            &endpoint,
-            None,
+        let channel = local_channel(
+            self.grpc,
             None,
             std::time::Duration::from_secs(30),
+            "feature store",
         )
-        .await
-        .unwrap_or_else(|err| panic!("feature store connects: {err}"));
+        .await;
         plinth_proto::featurestore::v1::feature_store_service_client::FeatureStoreServiceClient::new(
             channel,
         )
@@ -443,11 +449,6 @@ impl FeatureStoreServer {
 
     /// Stops the feature store and waits until it has shut down.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(done) = self.done.take() {
-            let _ = done.await;
-        }
+        self.task.stop().await;
     }
 }
