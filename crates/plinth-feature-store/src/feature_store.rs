@@ -19,7 +19,7 @@ use crate::domain::value::{Value, ValueType};
 use crate::materialize::{self, ViewOutcome, Window};
 use crate::offline::OfflineContext;
 use crate::online::OnlineStore;
-use crate::push::{LakeAccess, PushOutcome, PushRequest};
+use crate::push::{PushOutcome, PushRequest};
 use crate::registry::{ListFilter, Registry, RegistryError, StoredDefinition};
 use crate::retrieval::{self, OnlineFeatures, OnlineRequest};
 
@@ -30,7 +30,6 @@ pub struct FeatureStore {
     project: RwLock<Arc<Project>>,
     online: Arc<dyn OnlineStore>,
     offline: OfflineContext,
-    lake: LakeAccess,
     serving: ServingConfig,
 }
 
@@ -58,7 +57,6 @@ impl FeatureStore {
         registry: Registry,
         online: Arc<dyn OnlineStore>,
         offline: OfflineContext,
-        lake: LakeAccess,
         serving: ServingConfig,
     ) -> Result<Self, RegistryError> {
         let project = registry.load_project().await?;
@@ -67,7 +65,6 @@ impl FeatureStore {
             project: RwLock::new(Arc::new(project)),
             online,
             offline,
-            lake,
             serving,
         })
     }
@@ -234,7 +231,7 @@ impl FeatureStore {
         crate::push::push(
             &project,
             self.online.as_ref(),
-            &self.lake,
+            &self.offline,
             request,
             self.serving.max_push_rows,
             now_micros(),

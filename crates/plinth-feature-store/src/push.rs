@@ -14,7 +14,6 @@ use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use object_store::ObjectStoreExt as _;
 use plinth_runtime::error::ApiError;
-use plinth_runtime::storage::Location;
 
 use crate::domain::arrow_values;
 use crate::domain::definitions::{BatchLocation, FeatureView, Project, Source, SourceKind};
@@ -22,6 +21,7 @@ use crate::domain::entity_key;
 use crate::domain::online_row::{LatestRows, OnlineRow};
 use crate::domain::pit::columns::arrow_type;
 use crate::domain::value::{Value, ValueType};
+use crate::offline::OfflineContext;
 use crate::online::OnlineStore;
 use crate::retrieval::coerce_key;
 
@@ -66,20 +66,11 @@ pub struct PushOutcome {
     pub row_count: usize,
 }
 
-/// Where the lake is, for offline pushes.
-#[derive(Debug, Clone)]
-pub struct LakeAccess {
-    /// The lake root.
-    pub root: Location,
-    /// Opens other locations (Parquet URLs of sources).
-    pub locations: Arc<plinth_runtime::storage::Locations>,
-}
-
 /// Writes the rows of `request` to the views fed by its push source.
 pub async fn push(
     project: &Project,
     online: &dyn OnlineStore,
-    lake: &LakeAccess,
+    offline: &OfflineContext,
     request: PushRequest,
     max_rows: usize,
     now_us: i64,
@@ -233,7 +224,7 @@ pub async fn push(
             &request.columns,
             &event_ts,
             &created_ts,
-            lake,
+            offline,
         )
         .await?;
     }
@@ -331,7 +322,7 @@ async fn write_offline(
     columns: &[(String, Vec<Value>)],
     event_ts: &[i64],
     created_ts: &[i64],
-    lake: &LakeAccess,
+    offline: &OfflineContext,
 ) -> Result<(), ApiError> {
     // The columns the source holds: every view's join keys and features, under their source names.
     let mut typed: Vec<(String, ValueType)> = Vec::new();
@@ -360,14 +351,15 @@ async fn write_offline(
         );
         by_date.entry(date).or_default().push(row_idx);
     }
+    let open = |url: &str| {
+        offline
+            .locations
+            .get(url)
+            .map_err(|err| ApiError::failed_precondition("PUSH_SOURCE_UNWRITABLE", err.message))
+    };
     let (store_location, base) = match location {
-        BatchLocation::LakeDataset(dataset) => (lake.root.clone(), format!("{dataset}/")),
-        BatchLocation::ParquetUrl(url) => (
-            lake.locations.get(url).map_err(|err| {
-                ApiError::failed_precondition("PUSH_SOURCE_UNWRITABLE", err.message)
-            })?,
-            String::new(),
-        ),
+        BatchLocation::LakeDataset(dataset) => (open(&offline.lake_root)?, format!("{dataset}/")),
+        BatchLocation::ParquetUrl(url) => (open(url)?, String::new()),
     };
     for (date, rows) in by_date {
         let mut fields = Vec::new();
@@ -432,7 +424,7 @@ async fn write_offline(
                 ApiError::unavailable(
                     "LAKE_UNAVAILABLE",
                     format!(
-                        "cannot write {}: {err}; check the lake and retry (the online part of the push, if any, was written)",
+                        "cannot write {}: {err}; check the lake and retry (nothing was written to the online store)",
                         store_location.url_of(&relative)
                     ),
                 )

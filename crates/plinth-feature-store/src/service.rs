@@ -16,7 +16,6 @@ use crate::config::{Config, OnlineStoreKind};
 use crate::feature_store::FeatureStore;
 use crate::offline::OfflineContext;
 use crate::online::OnlineStore;
-use crate::push::LakeAccess;
 
 /// Why the feature store could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -119,20 +118,20 @@ pub async fn bind(config: &Config) -> Result<BoundFeatureStore, StartError> {
         ),
     };
     let locations = Arc::new(Locations::new(config.lake.options.clone()));
-    let root = locations
+    // Opened once here so that a lake root that cannot be used stops the start with its reason.
+    locations
         .get(&config.lake.root)
         .map_err(|err| StartError::Setup(format!("lake.root: {}", err.message)))?;
-    let mut offline = OfflineContext::new(locations.clone(), config.lake.root.clone());
+    let mut offline = OfflineContext::new(locations, config.lake.root.clone());
     if let Some(dir) = &config.training.spill_dir {
         offline.scratch_dir = dir.clone();
     }
-    let lake = LakeAccess { root, locations };
     let datahub = config
         .datahub
         .connect_lazy()
         .map_err(|err| StartError::Setup(format!("datahub: {err}")))?;
     let store = Arc::new(
-        FeatureStore::new(registry, online, offline, lake, config.serving.clone())
+        FeatureStore::new(registry, online, offline, config.serving.clone())
             .await
             .map_err(|source| StartError::Registry {
                 url: config.database.redacted_url(),
