@@ -11,7 +11,7 @@ pub mod plan;
 pub mod reader;
 pub mod training_set;
 
-mod output;
+pub(crate) mod output;
 mod spill;
 
 use std::path::PathBuf;

@@ -406,7 +406,9 @@ async fn write_offline(
         }
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
             .map_err(ApiError::internal)?;
-        let bytes = encode_parquet(&batch)?;
+        let bytes =
+            crate::offline::output::encode_parquet(batch.schema(), std::slice::from_ref(&batch))
+                .map_err(ApiError::internal)?;
         let relative = match location {
             BatchLocation::LakeDataset(_) => {
                 format!(
@@ -431,18 +433,4 @@ async fn write_offline(
             })?;
     }
     Ok(())
-}
-
-/// One batch as Parquet bytes (snappy).
-pub(crate) fn encode_parquet(batch: &RecordBatch) -> Result<Vec<u8>, ApiError> {
-    let properties = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::SNAPPY)
-        .build();
-    let mut bytes = Vec::new();
-    let mut writer =
-        parquet::arrow::ArrowWriter::try_new(&mut bytes, batch.schema(), Some(properties))
-            .map_err(ApiError::internal)?;
-    writer.write(batch).map_err(ApiError::internal)?;
-    writer.close().map_err(ApiError::internal)?;
-    Ok(bytes)
 }

@@ -154,7 +154,7 @@ impl LakeOutput {
         let batches = std::mem::take(&mut self.pending);
         self.pending_rows = 0;
         let schema = Arc::clone(&self.schema);
-        let encoded = tokio::task::spawn_blocking(move || encode(schema, &batches))
+        let encoded = tokio::task::spawn_blocking(move || encode_parquet(schema, &batches))
             .await
             .map_err(|err| self.unwritable(&err))?;
         let bytes = encoded.map_err(|err| self.unwritable(&err))?;
@@ -216,7 +216,8 @@ impl LakeOutput {
     }
 }
 
-fn encode(
+/// Batches of one schema as the bytes of one Parquet file (snappy), the lake's file encoding.
+pub(crate) fn encode_parquet(
     schema: SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<Vec<u8>, parquet::errors::ParquetError> {
