@@ -45,3 +45,11 @@ pub mod featurestore {
         include!(concat!(env!("OUT_DIR"), "/plinth.featurestore.v1.rs"));
     }
 }
+
+/// The Open Inference Protocol V2 over gRPC (`inference`, KServe/Triton's package name), with Triton's
+/// model repository extension: an external contract, kept to the published spec so that existing clients
+/// (`tritonclient`) work. Model serving implements the server; the orchestrator is a client.
+#[allow(missing_docs, clippy::all, unreachable_pub, reason = "generated code")]
+pub mod inference {
+    include!(concat!(env!("OUT_DIR"), "/inference.rs"));
+}
