@@ -3,6 +3,7 @@
 pub mod consume;
 pub mod features;
 pub mod lake;
+pub mod pipeline;
 pub mod produce;
 pub mod schema;
 pub mod topic;
@@ -49,6 +50,11 @@ pub enum Command {
     ///
     /// Example: plinth features apply features/ && plinth features materialize --incremental
     Features(Box<features::FeaturesArgs>),
+    /// Validate, apply and run training and scoring pipelines, follow their runs and read task logs
+    /// (the orchestrator).
+    ///
+    /// Example: plinth pipeline apply pipelines/ && plinth pipeline run train-churn --param epochs=20 --wait
+    Pipeline(Box<pipeline::PipelineArgs>),
 }
 
 /// Flags shared by client commands.
@@ -78,6 +84,14 @@ pub struct ConnectArgs {
         global = true
     )]
     pub feature_store: url::Url,
+    /// Orchestrator gRPC endpoint.
+    #[arg(
+        long,
+        env = "PLINTH_ORCHESTRATOR_URL",
+        default_value = "http://127.0.0.1:7004",
+        global = true
+    )]
+    pub orchestrator: url::Url,
     /// Bearer token, when the platform has authentication on.
     #[arg(long, env = "PLINTH_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
@@ -123,6 +137,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Consume(command) => consume::run(*command).await,
         Command::Lake(command) => lake::run(*command).await,
         Command::Features(command) => features::run(*command).await,
+        Command::Pipeline(command) => pipeline::run(*command).await,
     }
 }
 
