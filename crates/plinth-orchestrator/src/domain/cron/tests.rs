@@ -212,3 +212,19 @@ fn bad_schedules_say_what_is_valid() {
     assert!(message.contains("is not a time zone"), "{message}");
     assert!(message.contains("IANA"), "{message}");
 }
+
+#[test]
+fn a_leap_day_schedule_finds_the_next_leap_year() {
+    let leap = cron("0 0 29 2 *", "UTC");
+    assert_eq!(
+        time(leap.next_after(micros("2025-01-01T00:00:00Z")).unwrap()),
+        "2028-02-29T00:00:00Z"
+    );
+    assert_eq!(
+        time(
+            leap.previous_before(micros("2027-01-01T00:00:00Z"))
+                .unwrap()
+        ),
+        "2024-02-29T00:00:00Z"
+    );
+}
