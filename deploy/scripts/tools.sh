@@ -16,11 +16,11 @@
 #                script that runs it with node): `s3rver -d DIR -a 127.0.0.1 -p 4568 --configure-bucket lake`,
 #                credentials S3RVER/S3RVER
 #     venv/      Python venv: kubernetes-validate, confluent-kafka[json], grpcio, grpcio-health-checking
-#     peers-venv/  benchmark peers (Feast with Redis and DuckDB), only for `make bench`
+#     peers-venv/  benchmark peers (Feast with Redis and DuckDB, Apache Airflow 3.3), only for `make bench`
 #
 # First-install times seen on the 2-core dev machine (2026-11-25, empty npm and pip caches, fast registry):
-#   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s, noida ~1 s, s3 ~4 s; `all` ~26 s; peers ~45 s. Second run of
-#   `all`: ~0.5 s (the s3rver check starts node).
+#   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s, noida ~1 s, s3 ~4 s; `all` ~26 s; peers ~100 s (Feast and
+#   Airflow, 2026-11-26). Second run of `all`: ~0.5 s (the s3rver check starts node).
 # (helm.md saw ~15 s for helm and ~40 s for the venv on a slower link: budget a minute for `all`.)
 #
 # Output: only progress lines ("tools: ..."); the installers' own output goes to a log that is printed when
@@ -42,6 +42,8 @@ readonly VENV_REQUIREMENTS=(
 # Benchmark peers (peers.md), in a venv of their own so that `make test` never pays for them.
 readonly PEERS_REQUIREMENTS=(
     "feast[redis,duckdb]==0.67.0"
+    # The orchestrator's peer; resolves beside Feast without conflicts (`pip check` clean, 2026-11-26).
+    "apache-airflow==3.3.2"
 )
 
 : "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
@@ -151,7 +153,7 @@ subprocess.run([os.path.join(os.path.dirname(sys.executable), "kubernetes-valida
 }
 
 install_peers() {
-    ensure_venv "$TOOLS/peers-venv" 'import feast, duckdb' "${PEERS_REQUIREMENTS[@]}"
+    ensure_venv "$TOOLS/peers-venv" 'import feast, duckdb, airflow' "${PEERS_REQUIREMENTS[@]}"
 }
 
 install_kafka() {
