@@ -308,9 +308,14 @@ fn status_error(service: &str, peer: &Peer, what: &str, status: &tonic::Status) 
         Code::Unavailable => TaskError::retryable(format!(
             "the {service} at {url} is unavailable ({what}: {message}); it is retried if the task has retries left; check that the {service} is running and reachable"
         )),
-        Code::DeadlineExceeded => TaskError::retryable(format!(
-            "the {service} at {url} did not answer {what} in time ({message}); it is retried if the task has retries left; raise the peer's timeout if the call is expected to take longer"
-        )),
+        // The channel's own timeout ends a call as CANCELLED "Timeout expired" (tonic).
+        Code::DeadlineExceeded | Code::Cancelled
+            if status.code() == Code::DeadlineExceeded || message == "Timeout expired" =>
+        {
+            TaskError::retryable(format!(
+                "the {service} at {url} did not answer {what} in time ({message}); it is retried if the task has retries left; raise the timeout of the orchestrator's peer configuration if the call is expected to take longer"
+            ))
+        }
         Code::Cancelled
         | Code::Aborted
         | Code::ResourceExhausted

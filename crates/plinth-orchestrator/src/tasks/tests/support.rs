@@ -106,9 +106,13 @@ impl TaskLog {
 
 /// A channel to `addr` that connects on first use (so an address nobody listens on is fine).
 pub(super) fn lazy_channel(addr: SocketAddr) -> (Url, AuthChannel) {
+    lazy_channel_with_timeout(addr, Duration::from_secs(10))
+}
+
+/// [`lazy_channel`] whose calls give up after `timeout`.
+pub(super) fn lazy_channel_with_timeout(addr: SocketAddr, timeout: Duration) -> (Url, AuthChannel) {
     let url: Url = format!("http://{addr}").parse().unwrap();
-    let channel =
-        plinth_runtime::client::connect_lazy(&url, None, None, Duration::from_secs(10)).unwrap();
+    let channel = plinth_runtime::client::connect_lazy(&url, None, None, timeout).unwrap();
     (url, channel)
 }
 
