@@ -3,6 +3,7 @@
 
 mod files;
 mod format;
+mod local;
 mod params;
 mod wait;
 
@@ -33,10 +34,18 @@ pub struct PipelineArgs {
 #[derive(Debug, Subcommand)]
 pub enum PipelineCommand {
     /// Check pipeline files without storing them: every mistake as `file:line:column: message`, exit
-    /// code 1 when there is any.
+    /// code 1 when there is any. Runs locally, without a server, unless --remote.
     ///
     /// Example: plinth pipeline validate pipelines/train-churn.yaml
-    Validate(FileArgs),
+    Validate {
+        /// The files.
+        #[command(flatten)]
+        files: FileArgs,
+        /// Ask the orchestrator at --orchestrator instead (its version's rules, when it differs from
+        /// this CLI's).
+        #[arg(long)]
+        remote: bool,
+    },
     /// Validate pipeline files and store each changed pipeline as a new version (all or nothing; the
     /// versions already applied keep running when a file is refused).
     ///
@@ -201,10 +210,18 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
     let output = args.connect.output;
     let connect_args = &args.connect;
     match args.command {
-        PipelineCommand::Validate(file_args) => {
+        PipelineCommand::Validate {
+            files: file_args,
+            remote,
+        } => {
             let files = files::read_pipeline_files(&files::pipeline_files(&file_args.paths)?)?;
-            let mut client = connect(connect_args).await?;
-            let answer = validate(&mut client, files).await?;
+            let answer = if remote {
+                let mut client = connect(connect_args).await?;
+                let request = pb::ValidatePipelinesRequest { files };
+                super::call(client.validate_pipelines(request).await)?
+            } else {
+                local::validate(&files)
+            };
             output.print(&format::validation_json(&answer), || {
                 format::validation_text(&answer)
             });
@@ -212,10 +229,10 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
         }
         PipelineCommand::Apply(file_args) => {
             let files = files::read_pipeline_files(&files::pipeline_files(&file_args.paths)?)?;
-            let mut client = connect(connect_args).await?;
-            // Validating first prints every mistake as `file:line:column: message`, the form editors
-            // jump to; the apply below validates again, so a file changed in between is still refused.
-            let validation = validate(&mut client, files.clone()).await?;
+            // Validating here first prints every mistake as `file:line:column: message`, the form
+            // editors jump to, without a round trip; the orchestrator validates again and refuses the
+            // whole apply if its rules find more.
+            let validation = local::validate(&files);
             if !validation.errors.is_empty() {
                 output.print(&format::validation_json(&validation), || {
                     format!(
@@ -225,6 +242,7 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
                 });
                 return Ok(ExitCode::from(1));
             }
+            let mut client = connect(connect_args).await?;
             let request = pb::ApplyPipelinesRequest { files };
             let applied = super::call(client.apply_pipelines(request).await)?.pipelines;
             output.print(&format::applied_json(&applied), || {
@@ -354,15 +372,6 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// ValidatePipelines.
-async fn validate(
-    client: &mut Client,
-    files: Vec<pb::PipelineFile>,
-) -> anyhow::Result<pb::ValidatePipelinesResponse> {
-    let request = pb::ValidatePipelinesRequest { files };
-    super::call(client.validate_pipelines(request).await)
 }
 
 /// GetRun, with its tasks.

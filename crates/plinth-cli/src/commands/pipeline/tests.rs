@@ -3,7 +3,7 @@ use plinth_proto::orchestrator::v1 as pb;
 use prost_types::Timestamp;
 use serde_json::json;
 
-use super::{PipelineCommand, files, format, params, wait};
+use super::{PipelineCommand, files, format, local, params, wait};
 use crate::commands::{Cli, Command};
 
 fn parse(line: &str) -> Result<Cli, clap::Error> {
@@ -29,6 +29,7 @@ fn pipeline_commands_parse_as_documented() {
     for line in [
         "plinth pipeline validate pipelines/train.yaml",
         "plinth pipeline validate a.yaml b.yml pipelines/ -o json",
+        "plinth pipeline validate pipelines/ --remote --orchestrator http://orch:7004",
         "plinth pipeline apply pipelines/ --orchestrator https://orchestrator.example:7004",
         "plinth pipeline list",
         "plinth pipeline list --owner ml-team -o json",
@@ -591,4 +592,66 @@ fn cancel_says_whether_anything_was_cancelled() {
         format::cancelled_text(&run),
         "run 019a6b1e-7c1d-7f00-8000-1234567890ab of train-churn had already ended (succeeded): nothing to cancel"
     );
+}
+
+fn pipeline_file(path: &str, content: &str) -> pb::PipelineFile {
+    pb::PipelineFile {
+        path: path.to_owned(),
+        content: content.to_owned(),
+    }
+}
+
+const TRAIN: &str = r#"name: train-churn
+owner: ml-team
+schedule: "0 3 * * 1"
+timezone: Europe/Paris
+params:
+  epochs: {type: integer, default: 10}
+tasks:
+  prepare:
+    uses: command
+    with: {command: "echo prepare"}
+  train:
+    uses: command
+    dependencies: [prepare]
+    with: {command: "python train.py --epochs {{ params.epochs }}"}
+"#;
+
+#[test]
+fn validation_runs_locally_without_a_server() {
+    let valid = local::validate(&[
+        pipeline_file("pipelines/train.yaml", TRAIN),
+        pipeline_file(
+            "pipelines/score.yaml",
+            "name: score\ntasks:\n  score:\n    uses: command\n    with: {command: [\"true\"]}\n",
+        ),
+    ]);
+    assert!(valid.errors.is_empty(), "{:?}", valid.errors);
+    let names: Vec<&str> = valid.pipelines.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["train-churn", "score"]);
+    assert_eq!(valid.pipelines[0].tasks, ["prepare", "train"]);
+    assert!(
+        valid.pipelines[0].schedule.starts_with("0 3 * * 1"),
+        "{}",
+        valid.pipelines[0].schedule
+    );
+    assert!(valid.pipelines[0].schedule.contains("Europe/Paris"));
+    assert_eq!(
+        valid.pipelines[1].schedule, "",
+        "on demand is empty, as on the wire"
+    );
+    assert!(format::validation_text(&valid).ends_with("\n2 pipelines valid"));
+
+    // An unknown dependency, on line 13 where `dependencies:` names it.
+    let broken = TRAIN.replace("dependencies: [prepare]", "dependencies: [prepair]");
+    let invalid = local::validate(&[pipeline_file("pipelines/train.yaml", &broken)]);
+    assert!(invalid.pipelines.is_empty());
+    assert_eq!(invalid.errors.len(), 1, "{:?}", invalid.errors);
+    let text = format::validation_text(&invalid);
+    assert!(text.starts_with("pipelines/train.yaml:13:"), "{text}");
+    assert!(
+        text.contains("prepair") && text.contains("prepare"),
+        "{text}"
+    );
+    assert!(text.ends_with("\n1 error in 1 file"), "{text}");
 }
