@@ -58,59 +58,20 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use plinth_runtime::yaml::{Location, SourceError};
+
 use crate::domain::definitions::{Entity, FeatureService, FeatureView, Metadata, Project, Source};
 use crate::domain::value::ValueType;
 
-mod duration;
 mod read;
 mod render;
 mod validate;
 
-pub use duration::{format_duration, parse_duration};
 pub use render::{project_to_yaml, to_yaml};
 
-/// One mistake in a definition file.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{path}:{line}:{column}: {message}")]
-pub struct DefinitionError {
-    /// The file, as given to [`parse`].
-    pub path: String,
-    /// The line, from 1.
-    pub line: usize,
-    /// The column, from 1.
-    pub column: usize,
-    /// What is wrong and what to do about it.
-    pub message: String,
-}
-
-impl DefinitionError {
-    /// An error at `location`.
-    pub fn at(location: &Location, message: impl Into<String>) -> Self {
-        Self {
-            path: location.path.clone(),
-            line: location.line,
-            column: location.column,
-            message: message.into(),
-        }
-    }
-}
-
-/// A place in a definition file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Location {
-    /// The file, as given to [`parse`].
-    pub path: String,
-    /// The line, from 1.
-    pub line: usize,
-    /// The column, from 1.
-    pub column: usize,
-}
-
-impl fmt::Display for Location {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{}:{}:{}", self.path, self.line, self.column)
-    }
-}
+/// One mistake in a definition file: the file, line and column, and what to fix. The feature store's
+/// name for the runtime's [`SourceError`], which every YAML reader of the platform reports.
+pub type DefinitionError = SourceError;
 
 /// The four kinds of objects a project declares, in dependency order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -7,10 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use plinth_runtime::yaml::format_duration;
+
 use crate::domain::definitions::{
     BatchLocation, Entity, FeatureService, FeatureView, Metadata, Project, Source, SourceKind,
 };
-use crate::domain::parse::{Definition, DefinitionKind, format_duration, remove_from};
+use crate::domain::parse::{Definition, DefinitionKind, remove_from};
 
 /// What a plan does to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::{Definition, format_duration};
+use plinth_runtime::yaml::format_duration;
+
+use super::Definition;
 use crate::domain::definitions::{BatchLocation, Metadata, Project, SourceKind};
 
 /// One object as a definition file holding just it (`feature_views:\n  - name: ...`).

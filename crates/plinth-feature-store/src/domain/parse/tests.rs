@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use plinth_runtime::yaml::{format_duration, parse_duration};
+
 use super::*;
 use crate::domain::definitions::{BatchLocation, SourceKind, ViewProjection};
 

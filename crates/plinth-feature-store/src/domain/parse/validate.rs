@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::read::{Declared, Item, nearest};
+use plinth_runtime::yaml::nearest;
+
+use super::read::{Declared, Item};
 use super::{DefinitionError, DefinitionKind, ParsedProject, Spans, list};
 use crate::domain::definitions::Project;
 
