@@ -180,11 +180,13 @@ Service is the default address, its gRPC port, and the directory of its token an
 {{- end }}
 
 {{/*
-Rules across the object-store keys: logs.root is required; a file:// root must lie under the file volume
+Rules across the object-store keys: the three roots are required; a file:// root must lie under the file volume
 (the only writable place of the pod); credentials need a root that takes them.
 */}}
 {{- define "orchestrator.checkStorage" -}}
 {{- $_ := required "logs.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (task logs are stored there)" .Values.logs.root }}
+{{- $_ := required "models.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (the model repository `train` writes and `deploy-model` reads)" .Values.models.root }}
+{{- $_ := required "lake.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (the data hub's lake, which `batch-score` reads and writes)" .Values.lake.root }}
 {{- $mountPath := .Values.storage.fileVolume.mountPath | trimSuffix "/" }}
 {{- range (include "orchestrator.storageRoots" . | fromYamlArray) }}
 {{- if eq .scheme "file" }}
