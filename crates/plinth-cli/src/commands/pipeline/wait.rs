@@ -7,7 +7,7 @@ use std::time::Duration;
 use plinth_proto::orchestrator::v1 as pb;
 use tonic::Streaming;
 
-use super::{Client, format, get_run, required};
+use super::{Client, format, required};
 use crate::output::Output;
 
 /// How many times in a row the event stream may fail to (re)open before `--wait` gives up.
@@ -36,7 +36,8 @@ pub(super) async fn run_and_wait(
     let mut failures = 0;
     while !format::run_is_terminal(state) {
         match events.message().await {
-            Ok(Some(event)) => {
+            Ok(Some(pb::StreamRunEventsResponse { event: None })) => {}
+            Ok(Some(pb::StreamRunEventsResponse { event: Some(event) })) => {
                 failures = 0;
                 last_sequence = last_sequence.max(event.sequence);
                 if event.run_id != run.id {
@@ -53,16 +54,17 @@ pub(super) async fn run_and_wait(
                 events = resubscribe(client, &run.id, last_sequence, &mut failures).await?;
                 // Events stored while no stream was open are replayed after `last_sequence`; when no
                 // event was seen yet, the run's own state says whether it already ended.
-                state = get_run(client, run.id.clone()).await?.state();
+                state = get_run(client, &run.id, &mut failures).await?.state();
             }
             Err(status) if is_transient(&status) => {
                 events = resubscribe(client, &run.id, last_sequence, &mut failures).await?;
-                state = get_run(client, run.id.clone()).await?.state();
+                state = get_run(client, &run.id, &mut failures).await?.state();
             }
             Err(status) => return Err(crate::commands::status_error(&status)),
         }
     }
-    let run = get_run(client, run.id).await?;
+    // The orchestrator may be restarting right after the run's last event: ask until it answers.
+    let run = get_run(client, &run.id, &mut 0).await?;
     output.print(&format::run_json(&run), || {
         format!("\n{}", format::status_text(&run, &format::now()))
     });
@@ -74,7 +76,7 @@ async fn subscribe(
     pipeline: String,
     run_id: String,
     after_sequence: i64,
-) -> Result<Streaming<pb::RunEvent>, tonic::Status> {
+) -> Result<Streaming<pb::StreamRunEventsResponse>, tonic::Status> {
     let request = pb::StreamRunEventsRequest {
         pipeline,
         run_id,
@@ -92,21 +94,41 @@ async fn resubscribe(
     run_id: &str,
     last_sequence: i64,
     failures: &mut u32,
-) -> anyhow::Result<Streaming<pb::RunEvent>> {
+) -> anyhow::Result<Streaming<pb::StreamRunEventsResponse>> {
     loop {
-        *failures += 1;
-        if *failures > MAX_RECONNECTS {
-            anyhow::bail!(
-                "lost the run's event stream {MAX_RECONNECTS} times in a row; the run goes on: check it with plinth pipeline status {run_id}"
-            );
-        }
-        tokio::time::sleep(backoff(*failures)).await;
+        pause_before_retry(run_id, failures).await?;
         match subscribe(client, String::new(), run_id.to_owned(), last_sequence).await {
             Ok(events) => return Ok(events),
             Err(status) if is_transient(&status) => {}
             Err(status) => return Err(crate::commands::status_error(&status)),
         }
     }
+}
+
+/// GetRun, asked again after connection errors (the orchestrator restarting).
+async fn get_run(client: &mut Client, run_id: &str, failures: &mut u32) -> anyhow::Result<pb::Run> {
+    loop {
+        let request = pb::GetRunRequest {
+            run_id: run_id.to_owned(),
+        };
+        match client.get_run(request).await {
+            Ok(answer) => return required(answer.into_inner().run),
+            Err(status) if is_transient(&status) => pause_before_retry(run_id, failures).await?,
+            Err(status) => return Err(crate::commands::status_error(&status)),
+        }
+    }
+}
+
+/// Counts one more failure in a row and sleeps its backoff, or gives up after [`MAX_RECONNECTS`].
+async fn pause_before_retry(run_id: &str, failures: &mut u32) -> anyhow::Result<()> {
+    *failures += 1;
+    if *failures > MAX_RECONNECTS {
+        anyhow::bail!(
+            "lost the orchestrator {MAX_RECONNECTS} times in a row; the run goes on: check it with plinth pipeline status {run_id}"
+        );
+    }
+    tokio::time::sleep(backoff(*failures)).await;
+    Ok(())
 }
 
 /// 200 ms, doubling, at most 5 s.
