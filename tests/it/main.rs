@@ -10,4 +10,5 @@ mod datahub;
 mod datahub_lake;
 mod feature_store;
 mod feature_store_streaming;
+mod orchestrator;
 mod schema_registry;

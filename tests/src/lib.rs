@@ -452,3 +452,143 @@ impl FeatureStoreServer {
         self.task.stop().await;
     }
 }
+
+/// An orchestrator on free ports in its own thread and tokio runtime, so a test can kill it the hard
+/// way ([`OrchestratorServer::kill`]: the runtime is dropped mid-run, nothing drains) as well as stop it.
+/// Its state (SQLite unless `configure` picks PostgreSQL, logs, lake, models) lives in `dir`, which
+/// outlives the server so a second orchestrator can take over.
+#[derive(Debug)]
+pub struct OrchestratorServer {
+    /// The gRPC address.
+    pub grpc: SocketAddr,
+    /// The HTTP address.
+    pub http: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    kill: Option<oneshot::Sender<()>>,
+}
+
+/// The default test configuration of an orchestrator whose files live under `dir`: SQLite, local
+/// executor, quick polling and a 2 s lease (so a takeover after a kill is quick), events not published.
+pub fn orchestrator_config(dir: &std::path::Path) -> plinth_orchestrator::Config {
+    let mut config = plinth_orchestrator::Config::default();
+    config.server.grpc.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+    config.server.http.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+    config.server.shutdown_grace_period = std::time::Duration::from_secs(2);
+    config.database.url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.join("orchestrator.db").display()
+    );
+    config.logs.root = format!("file://{}", dir.join("logs").display());
+    config.logs.spool_dir = Some(dir.join("spool"));
+    config.lake.root = format!("file://{}", dir.join("lake").display());
+    config.models.root = format!("file://{}", dir.join("models").display());
+    config.executor.local.work_dir = Some(dir.join("work"));
+    config.executor.local.kill_grace = std::time::Duration::from_secs(1);
+    config.scheduler.poll_interval = std::time::Duration::from_millis(200);
+    config.scheduler.lease_timeout = std::time::Duration::from_secs(2);
+    config.events.publish = false;
+    for sub in ["logs", "lake", "models", "work", "spool"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap_or_else(|err| panic!("{sub} dir: {err}"));
+    }
+    config
+}
+
+impl OrchestratorServer {
+    /// Starts an orchestrator with `config`.
+    pub fn start(config: plinth_orchestrator::Config) -> Self {
+        let (addresses, bound) = std::sync::mpsc::channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (kill, killed) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap_or_else(|err| panic!("runtime: {err}"));
+            let server = runtime.block_on(plinth_orchestrator::bind(&config));
+            let server = match server {
+                Ok(server) => server,
+                Err(err) => {
+                    let _ = addresses.send(Err(err.to_string()));
+                    return;
+                }
+            };
+            let _ = addresses.send(Ok((server.grpc_addr(), server.http_addr())));
+            let serving = runtime.spawn(server.serve(async move {
+                let _ = stopped.await;
+            }));
+            // Either a stop (the service drains and returns) or a kill (the runtime is dropped with
+            // everything in it, mid-flight).
+            runtime.block_on(async move {
+                tokio::select! {
+                    _ = serving => {}
+                    _ = killed => {}
+                }
+            });
+            runtime.shutdown_background();
+        });
+        let (grpc, http) = bound
+            .recv()
+            .unwrap_or_else(|err| panic!("orchestrator thread: {err}"))
+            .unwrap_or_else(|err| panic!("orchestrator starts: {err}"));
+        Self {
+            grpc,
+            http,
+            stop: Some(stop),
+            thread: Some(thread),
+            kill: Some(kill),
+        }
+    }
+
+    /// A gRPC client of the orchestrator.
+    pub async fn client(
+        &self,
+    ) -> plinth_proto::orchestrator::v1::orchestrator_service_client::OrchestratorServiceClient<
+        plinth_runtime::client::AuthChannel,
+    > {
+        let channel = local_channel(
+            self.grpc,
+            None,
+            std::time::Duration::from_secs(30),
+            "orchestrator",
+        )
+        .await;
+        plinth_proto::orchestrator::v1::orchestrator_service_client::OrchestratorServiceClient::new(
+            channel,
+        )
+    }
+
+    /// Kills the orchestrator: its runtime is dropped with the scheduler and every attempt in it, as
+    /// when the process is killed (its local task processes die with it).
+    pub fn kill(mut self) {
+        self.stop.take();
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Stops the orchestrator gracefully and waits.
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for OrchestratorServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}

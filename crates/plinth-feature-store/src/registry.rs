@@ -124,19 +124,8 @@ impl Registry {
 
     /// Uses an open pool of `backend` and creates the tables.
     pub async fn open(pool: AnyPool, backend: Backend) -> Result<Self> {
+        plinth_runtime::database::create_tables(&pool, backend, LOCK_KEY, SCHEMA).await?;
         let registry = Self { pool, backend };
-        let mut transaction = registry.pool.begin().await?;
-        // Two replicas starting at once would race on PostgreSQL's catalog with IF NOT EXISTS.
-        registry.lock(&mut transaction).await?;
-        let schema = strip_comments(SCHEMA);
-        for statement in schema
-            .split(';')
-            .map(str::trim)
-            .filter(|statement| !statement.is_empty())
-        {
-            sqlx::query(statement).execute(&mut *transaction).await?;
-        }
-        transaction.commit().await?;
         Ok(registry)
     }
 
@@ -335,14 +324,7 @@ impl Registry {
 
     /// On PostgreSQL, takes the registry's transaction-scoped advisory lock.
     async fn lock(&self, transaction: &mut Transaction<'_, Any>) -> Result<()> {
-        if self.backend == Backend::Postgres {
-            // Selected through a subquery so the row has an integer column: the `Any` driver cannot
-            // decode `void`, the lock function's own type.
-            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-                .bind(LOCK_KEY)
-                .execute(&mut **transaction)
-                .await?;
-        }
+        plinth_runtime::database::advisory_lock(transaction, self.backend, LOCK_KEY).await?;
         Ok(())
     }
 }
@@ -402,14 +384,6 @@ fn stored(row: &AnyRow) -> Result<StoredDefinition> {
         definition,
         update_time_micros,
     })
-}
-
-/// The schema file without its `--` comment lines (which may hold semicolons).
-fn strip_comments(sql: &str) -> String {
-    sql.lines()
-        .filter(|line| !line.trim_start().starts_with("--"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[cfg(test)]

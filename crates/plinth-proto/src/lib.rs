@@ -46,6 +46,15 @@ pub mod featurestore {
     }
 }
 
+/// The orchestrator contract (`plinth.orchestrator.v1`).
+pub mod orchestrator {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, unreachable_pub, reason = "generated code")]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plinth.orchestrator.v1.rs"));
+    }
+}
+
 /// The Open Inference Protocol V2 over gRPC (`inference`, KServe/Triton's package name), with Triton's
 /// model repository extension: an external contract, kept to the published spec so that existing clients
 /// (`tritonclient`) work. Model serving implements the server; the orchestrator is a client.

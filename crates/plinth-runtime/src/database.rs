@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Transaction};
 
 use crate::config::DatabaseConfig;
 
@@ -77,6 +77,50 @@ pub async fn connect(
         })
         .connect(&connect_url)
         .await
+}
+
+/// Takes a PostgreSQL transaction-scoped advisory lock on `key` (released at commit or rollback), so
+/// replicas serialize the writes that take it. SQLite has one writer anyway: nothing to do.
+pub async fn advisory_lock(
+    transaction: &mut Transaction<'_, Any>,
+    backend: Backend,
+    key: i64,
+) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        // Selected through a subquery so the row has an integer column: the `Any` driver cannot decode
+        // `void`, the lock function's own type.
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+            .bind(key)
+            .execute(&mut **transaction)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Creates a service's tables from portable SQL (`CREATE TABLE IF NOT EXISTS ...;` statements, `--`
+/// comment lines allowed) in one transaction under the advisory lock `lock_key`, so two replicas starting
+/// at once do not race on PostgreSQL's catalog. Services keep a table prefix so they can share a database.
+pub async fn create_tables(
+    pool: &AnyPool,
+    backend: Backend,
+    lock_key: i64,
+    schema: &str,
+) -> Result<(), sqlx::Error> {
+    let mut transaction = pool.begin().await?;
+    advisory_lock(&mut transaction, backend, lock_key).await?;
+    let schema = schema
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for statement in schema
+        .split(';')
+        .map(str::trim)
+        .filter(|statement| !statement.is_empty())
+    {
+        sqlx::query(statement).execute(&mut *transaction).await?;
+    }
+    transaction.commit().await
 }
 
 #[cfg(test)]

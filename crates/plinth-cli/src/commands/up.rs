@@ -1,6 +1,7 @@
 //! `plinth up`: every service built so far in one process, on embedded defaults and the default ports,
 //! with state under `--data-dir` (default `./.plinth`), until Ctrl-C: the schema registry, a local
-//! Kafka-protocol broker (tansu, a child process), the data hub gateway and the feature store.
+//! Kafka-protocol broker (tansu, a child process), the data hub gateway, the feature store and the
+//! orchestrator (local-process executor).
 
 mod datahub_demo;
 
@@ -52,6 +53,12 @@ pub struct UpArgs {
     /// Feature store HTTP port (Feast's /get-online-features and /push, /metrics).
     #[arg(long, default_value_t = plinth_feature_store::config::DEFAULT_HTTP_PORT)]
     pub feature_store_http_port: u16,
+    /// Orchestrator gRPC port.
+    #[arg(long, default_value_t = plinth_orchestrator::config::DEFAULT_GRPC_PORT)]
+    pub orchestrator_grpc_port: u16,
+    /// Orchestrator HTTP port (/metrics, /healthz, /readyz).
+    #[arg(long, default_value_t = plinth_orchestrator::config::DEFAULT_HTTP_PORT)]
+    pub orchestrator_http_port: u16,
     /// Log level (tracing filter directive).
     #[arg(long, default_value = "info", env = "PLINTH_LOG")]
     pub log_level: String,
@@ -127,6 +134,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let feature_store_grpc = feature_store.grpc_addr();
     let feature_store_http = feature_store.http_addr();
 
+    let orchestrator_config = orchestrator_config(
+        &args,
+        &data_dir,
+        &feature_store_config,
+        [registry_grpc, datahub_grpc, feature_store_grpc],
+    )?;
+    let orchestrator = plinth_orchestrator::bind(&orchestrator_config)
+        .await
+        .context(
+            "the orchestrator cannot start (is another `plinth up` running on these ports?)",
+        )?;
+    let orchestrator_grpc = orchestrator.grpc_addr();
+    let orchestrator_http = orchestrator.http_addr();
+
     println!("Plinth is up (state in {}):", data_dir.display());
     println!(
         "  schema-registry  gRPC http://{registry_grpc}   REST http://{registry_http}  (Confluent API; /metrics)"
@@ -136,6 +157,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     );
     println!(
         "  feature-store    gRPC http://{feature_store_grpc}   HTTP http://{feature_store_http}  (Feast /get-online-features; embedded online store)"
+    );
+    println!(
+        "  orchestrator     gRPC http://{orchestrator_grpc}   HTTP http://{orchestrator_http}  (pipelines; local-process executor; logs in {})",
+        orchestrator_config.logs.root
     );
     match &broker {
         Some(broker) => {
@@ -163,6 +188,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("  curl http://{registry_http}/subjects");
     println!("Press Ctrl-C to stop.");
 
+    let (stop_orchestrator, orchestrator_stop) = tokio::sync::watch::channel(false);
     let (stop_feature_store, feature_store_stop) = tokio::sync::watch::channel(false);
     let (stop_datahub, datahub_stop) = tokio::sync::watch::channel(false);
     let (stop_registry, registry_stop) = tokio::sync::watch::channel(false);
@@ -172,6 +198,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let registry_task = tokio::spawn(registry.serve(shutdown(registry_stop)));
     let datahub_task = tokio::spawn(datahub.serve(shutdown(datahub_stop)));
     let feature_store_task = tokio::spawn(feature_store.serve(shutdown(feature_store_stop)));
+    let orchestrator_task = tokio::spawn(orchestrator.serve(shutdown(orchestrator_stop)));
 
     if args.demo {
         demo(registry_grpc, registry_http).await?;
@@ -180,9 +207,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     plinth_runtime::server::shutdown_signal().await;
     println!("stopping...");
-    // The feature store first (its stream consumers read through the data hub), then the data hub (it
+    // The orchestrator first (its tasks call the others), then the feature store (its stream consumers
+    // read through the data hub), then the data hub (it
     // drains produce calls and closes its consumers while Kafka still answers), then the registry it
     // validates against, then the broker.
+    let _ = stop_orchestrator.send(true);
+    orchestrator_task
+        .await
+        .context("the orchestrator task failed")??;
     let _ = stop_feature_store.send(true);
     feature_store_task
         .await
@@ -276,6 +308,50 @@ fn feature_store_config(
     std::fs::create_dir_all(&spill)
         .with_context(|| format!("cannot create {}", spill.display()))?;
     config.training.spill_dir = Some(spill);
+    Ok(config)
+}
+
+/// The orchestrator's configuration for `plinth up`: SQLite, logs and models under the data directory,
+/// the data hub's lake, the local-process executor, and the in-process services as peers (model serving
+/// is not part of `plinth up` yet: `deploy-model` and `batch-score` tasks fail with its address).
+fn orchestrator_config(
+    args: &UpArgs,
+    data_dir: &Path,
+    feature_store: &plinth_feature_store::Config,
+    [registry_grpc, datahub_grpc, feature_store_grpc]: [SocketAddr; 3],
+) -> anyhow::Result<plinth_orchestrator::Config> {
+    let mut config = plinth_orchestrator::Config::default();
+    config.server.grpc.listen = SocketAddr::new(args.bind, args.orchestrator_grpc_port);
+    config.server.http.listen = SocketAddr::new(args.bind, args.orchestrator_http_port);
+    config.server.shutdown_grace_period = GRACE_PERIOD;
+    config.database.url = format!(
+        "sqlite://{}?mode=rwc",
+        data_dir.join("orchestrator.db").display()
+    );
+    let directory_url = |name: &str| -> anyhow::Result<String> {
+        let dir = data_dir.join(name);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(url::Url::from_directory_path(&dir)
+            .map_err(|()| anyhow::anyhow!("{} is not an absolute directory", dir.display()))?
+            .to_string())
+    };
+    config.logs.root = directory_url("logs")?;
+    config.logs.spool_dir = Some(data_dir.join("log-spool"));
+    config.models.root = directory_url("models")?;
+    config.executor.local.work_dir = Some(data_dir.join("work"));
+    config.lake.root = feature_store.lake.root.clone();
+    config.lake.options = feature_store.lake.options.clone();
+    let peer = |addr: SocketAddr| -> anyhow::Result<url::Url> {
+        format!("http://{addr}")
+            .parse()
+            .context("a service address is not a URL")
+    };
+    config.registry.url = peer(registry_grpc)?;
+    config.datahub.url = peer(datahub_grpc)?;
+    config.feature_store.url = peer(feature_store_grpc)?;
+    // Training sets and materialization can take minutes.
+    config.feature_store.timeout = Duration::from_secs(3600);
     Ok(config)
 }
 
