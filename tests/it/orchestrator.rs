@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::Timelike as _;
 use futures::StreamExt;
 use plinth_proto::orchestrator::v1 as pb;
 use plinth_proto::orchestrator::v1::orchestrator_service_client::OrchestratorServiceClient;
@@ -545,6 +546,279 @@ async fn run_events_stream_live_in_order() {
             "b:Succeeded",
             "run:Succeeded"
         ]
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_events_reach_kafka_through_the_data_hub_with_a_registered_schema() {
+    use plinth_proto::datahub::v1 as hub;
+    use plinth_proto::ids::TopicName;
+
+    let broker = plinth_tests::start_broker().await;
+    let registry = plinth_tests::RegistryServer::start().await;
+    let datahub = plinth_tests::DataHubServer::start(&registry, &broker.bootstrap_servers()).await;
+    let dir = TempDir::new("plinth-orchestrator");
+    let mut config = orchestrator_config(&dir.0);
+    config.events.publish = true;
+    config.datahub.url = datahub.grpc_url().parse().unwrap();
+    config.registry.url = format!("http://{}", registry.grpc).parse().unwrap();
+    let server = OrchestratorServer::start(config);
+    let mut client = server.client().await;
+    apply(
+        &mut client,
+        "published.yaml",
+        "name: published\ntasks:\n  only:\n    uses: command\n    with: {command: [\"true\"]}\n",
+    )
+    .await
+    .unwrap();
+    let run = trigger(&mut client, "published", serde_json::json!({})).await;
+    let ended = wait_for_end(&mut client, &run.id, Duration::from_secs(30)).await;
+    assert_eq!(ended.state, pb::RunState::Succeeded as i32);
+
+    let mut hub_client = datahub.client().await;
+    let mut records = hub_client
+        .subscribe(hub::SubscribeRequest {
+            consumer_group: unique_name("runs-reader"),
+            topics: vec![TopicName::new("plinth.orchestrator.runs")],
+            start_position: hub::StartPosition::Earliest as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !seen
+        .iter()
+        .any(|event: &serde_json::Value| event["run_state"] == "succeeded")
+    {
+        let batch = tokio::time::timeout_at(deadline, records.next())
+            .await
+            .expect("the run's events reach the topic")
+            .expect("the stream stays open")
+            .unwrap();
+        for record in batch.records {
+            assert!(record.schema_id.is_some(), "{record:?}");
+            let event: serde_json::Value =
+                serde_json::from_str(record.value.as_deref().unwrap()).unwrap();
+            assert_eq!(event["run_id"], run.id.as_str());
+            assert_eq!(record.key.as_deref(), Some(run.id.as_bytes()));
+            seen.push(event);
+        }
+    }
+    let states: Vec<String> = seen
+        .iter()
+        .map(|event| match event["task"].as_str() {
+            Some(task) => format!("{task}:{}", event["task_state"].as_str().unwrap()),
+            None => format!("run:{}", event["run_state"].as_str().unwrap()),
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "run:queued",
+            "run:running",
+            "only:queued",
+            "only:running",
+            "only:succeeded",
+            "run:succeeded"
+        ]
+    );
+    let sequences: Vec<i64> = seen
+        .iter()
+        .map(|event| event["sequence"].as_i64().unwrap())
+        .collect();
+    assert!(
+        sequences.windows(2).all(|pair| pair[0] < pair[1]),
+        "{sequences:?}"
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_mid_run_loses_nothing_and_runs_nothing_twice() {
+    let schema = unique_name("orch_outage").replace('-', "_");
+    let admin = plinth_runtime::database::connect(
+        "postgres://postgres@127.0.0.1:5432/test",
+        2,
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("PostgreSQL at 127.0.0.1:5432 (make test starts it)");
+    sqlx_exec(&admin, &format!("CREATE SCHEMA {schema}")).await;
+    let proxy = plinth_tests::TcpOutage::start().await;
+    proxy.forward_to("127.0.0.1:5432".parse().unwrap());
+    let dir = TempDir::new("plinth-orchestrator");
+    let ledger = dir.0.join("ledger");
+    let mut config = orchestrator_config(&dir.0);
+    config.database.url = format!(
+        "postgres://postgres@{}/test?options=-csearch_path%3D{schema}",
+        proxy.addr
+    );
+    config.database.connect_timeout = Duration::from_secs(2);
+    // Longer than the outage: the replica keeps its attempts.
+    config.scheduler.lease_timeout = Duration::from_secs(20);
+    let server = OrchestratorServer::start(config);
+    let mut client = server.client().await;
+    let yaml = format!(
+        "name: outage\ntasks:\n  a:\n    uses: command\n    with: {{command: \"echo a >> {ledger}; sleep 2\"}}\n  b:\n    uses: command\n    dependencies: [a]\n    with: {{command: \"echo b >> {ledger}\"}}\n",
+        ledger = ledger.display()
+    );
+    apply(&mut client, "outage.yaml", &yaml).await.unwrap();
+    let run = trigger(&mut client, "outage", serde_json::json!({})).await;
+    wait_for_task(&mut client, &run.id, "a", pb::TaskState::Running).await;
+    // The database goes away while `a` runs and ends, and comes back 4 s later.
+    proxy.set_up(false);
+    let unavailable = client
+        .get_run(pb::GetRunRequest {
+            run_id: run.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unavailable.code(),
+        tonic::Code::Unavailable,
+        "{unavailable:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    proxy.set_up(true);
+    let ended = wait_for_end(&mut client, &run.id, Duration::from_secs(60)).await;
+    assert_eq!(ended.state, pb::RunState::Succeeded as i32, "{ended:#?}");
+    for task in &ended.tasks {
+        assert_eq!(task.attempts.len(), 1, "{task:#?}");
+    }
+    let lines = std::fs::read_to_string(&ledger).unwrap();
+    assert_eq!(lines, "a\nb\n");
+    server.stop();
+    sqlx_exec(&admin, &format!("DROP SCHEMA {schema} CASCADE")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_printing_hundreds_of_megabytes_finishes_with_its_log_truncated() {
+    let dir = TempDir::new("plinth-orchestrator");
+    let mut config = orchestrator_config(&dir.0);
+    config.logs.max_bytes = 1024 * 1024;
+    let server = OrchestratorServer::start(config);
+    let mut client = server.client().await;
+    apply(
+        &mut client,
+        "loud.yaml",
+        "name: loud\ntasks:\n  loud:\n    uses: command\n    execution_timeout: 2m\n    with: {command: \"yes plinth | head -c 300000000; echo done >&2\"}\n",
+    )
+    .await
+    .unwrap();
+    let run = trigger(&mut client, "loud", serde_json::json!({})).await;
+    let run = wait_for_end(&mut client, &run.id, Duration::from_secs(120)).await;
+    assert_eq!(run.state, pb::RunState::Succeeded as i32, "{run:#?}");
+    let log = logs(&mut client, &run.id, "loud", 0).await;
+    assert!(log.len() < 2 * 1024 * 1024, "{} bytes kept", log.len());
+    assert!(
+        log.contains("truncated"),
+        "{}",
+        &log[log.len().saturating_sub(500)..]
+    );
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catchup_creates_one_run_per_missed_tick_and_none_twice() {
+    let dir = TempDir::new("plinth-orchestrator");
+    let server = OrchestratorServer::start(orchestrator_config(&dir.0));
+    let mut client = server.client().await;
+    let now = chrono::Utc::now();
+    let start = now - chrono::Duration::hours(3) - chrono::Duration::minutes(30);
+    let yaml = |catchup: bool, name: &str| {
+        format!(
+            "name: {name}\nschedule: \"15 * * * *\"\ntimezone: Europe/Paris\nstart_date: \"{}\"\ncatchup: {catchup}\nmax_active_runs: 2\ntasks:\n  tick:\n    uses: command\n    with: {{command: \"echo {{{{ logical_date }}}} {{{{ data_interval_start }}}}\"}}\n",
+            start.to_rfc3339()
+        )
+    };
+    apply(&mut client, "hourly.yaml", &yaml(true, "hourly"))
+        .await
+        .unwrap();
+    apply(&mut client, "lazy.yaml", &yaml(false, "lazy"))
+        .await
+        .unwrap();
+    // Ticks at :15 past each hour between start and now: 3 or 4 of them.
+    let expected: Vec<chrono::DateTime<chrono::Utc>> = (0..5)
+        .map(|hours| {
+            let tick = start + chrono::Duration::hours(hours);
+            tick.with_minute(15)
+                .and_then(|tick| tick.with_second(0))
+                .and_then(|tick| tick.with_nanosecond(0))
+                .unwrap()
+        })
+        .map(|tick| {
+            if tick < start {
+                tick + chrono::Duration::hours(1)
+            } else {
+                tick
+            }
+        })
+        .filter(|tick| *tick <= now)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let runs = client
+            .list_runs(pb::ListRunsRequest {
+                pipeline: "hourly".to_owned(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .runs;
+        if runs.len() >= expected.len() && runs.iter().all(|run| ended(run.state)) {
+            break runs;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{runs:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut dates: Vec<i64> = runs
+        .iter()
+        .map(|run| {
+            assert_eq!(run.trigger, pb::RunTrigger::Schedule as i32);
+            assert_eq!(run.state, pb::RunState::Succeeded as i32);
+            assert_eq!(run.triggered_by, "scheduler");
+            run.logical_date.as_ref().unwrap().seconds
+        })
+        .collect();
+    dates.sort_unstable();
+    let expected: Vec<i64> = expected.iter().map(chrono::DateTime::timestamp).collect();
+    assert_eq!(dates, expected);
+    // The task saw its logical date and the previous tick as its data interval start.
+    let last = runs
+        .iter()
+        .max_by_key(|run| run.logical_date.as_ref().unwrap().seconds)
+        .unwrap();
+    let text = logs(&mut client, &last.id, "tick", 0).await;
+    let logical = chrono::DateTime::from_timestamp(*expected.last().unwrap(), 0).unwrap();
+    assert!(
+        text.contains(
+            &(logical - chrono::Duration::hours(1))
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+        ),
+        "{text}"
+    );
+
+    // Without catchup nothing ran: the next run is at the next tick.
+    let lazy = client
+        .get_pipeline(pb::GetPipelineRequest {
+            name: "lazy".to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pipeline
+        .unwrap();
+    assert!(lazy.latest_run.is_none(), "{lazy:#?}");
+    let next = lazy.next_run_time.unwrap().seconds;
+    assert!(
+        next > now.timestamp() && next <= now.timestamp() + 3600,
+        "{next}"
     );
     server.stop();
 }
