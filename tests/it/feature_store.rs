@@ -23,7 +23,7 @@ fn ts_type() -> DataType {
 
 /// Writes the driver stats source into the lake: 1001 at T0 (0.1) and T0+2h (0.2, corrected to 0.25 by
 /// a later-created row), 1002 at T0 (0.5, trips null).
-fn write_source(lake_dir: &std::path::Path, dataset: &str) {
+pub(crate) fn write_source(lake_dir: &std::path::Path, dataset: &str) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("driver_id", DataType::Int64, false),
         Field::new("event_timestamp", ts_type(), false),
@@ -63,7 +63,7 @@ fn write_source(lake_dir: &std::path::Path, dataset: &str) {
     writer.close().unwrap();
 }
 
-fn definitions(dataset: &str) -> String {
+pub(crate) fn definitions(dataset: &str) -> String {
     format!(
         r#"
 entities:
@@ -108,7 +108,7 @@ feature_services:
     )
 }
 
-fn file(path: &str, content: &str) -> pb::DefinitionFile {
+pub(crate) fn file(path: &str, content: &str) -> pb::DefinitionFile {
     pb::DefinitionFile {
         path: path.to_owned(),
         content: content.to_owned(),

@@ -822,3 +822,142 @@ async fn catchup_creates_one_run_per_missed_tick_and_none_twice() {
     );
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_training_pipeline_materializes_builds_a_training_set_and_stores_the_model() {
+    use std::sync::Arc;
+
+    use arrow::array::{Int64Array, RecordBatch, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    use plinth_proto::featurestore::v1 as fs;
+
+    let feature_store = plinth_tests::FeatureStoreServer::start_with(|_| {}).await;
+    let source = unique_name("driver_stats").replace('-', "_");
+    crate::feature_store::write_source(&feature_store.lake_dir, &source);
+    let mut fs_client = feature_store.client().await;
+    fs_client
+        .apply_definitions(fs::ApplyDefinitionsRequest {
+            files: vec![crate::feature_store::file(
+                "features.yaml",
+                &crate::feature_store::definitions(&source),
+            )],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Labelled entity rows, in the lake as the training-set task's input.
+    let entities = unique_name("labels").replace('-', "_");
+    let utc = Some(Arc::from("UTC"));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("driver_id", DataType::Int64, false),
+        Field::new(
+            "event_timestamp",
+            DataType::Timestamp(TimeUnit::Microsecond, utc),
+            false,
+        ),
+        Field::new("label", DataType::Int64, false),
+    ]));
+    let t0 = 1_767_225_600_000_000_i64;
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1001, 1002])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![t0 + 3_600_000_000, t0 + 3_600_000_000])
+                    .with_timezone("UTC"),
+            ),
+            Arc::new(Int64Array::from(vec![1, 0])),
+        ],
+    )
+    .unwrap();
+    let dir = feature_store.lake_dir.join(&entities);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let state = TempDir::new("plinth-orchestrator");
+    let mut config = orchestrator_config(&state.0);
+    config.lake.root = format!("file://{}", feature_store.lake_dir.display());
+    config.feature_store.url = format!("http://{}", feature_store.grpc).parse().unwrap();
+    let server = OrchestratorServer::start(config);
+    let mut client = server.client().await;
+    let yaml = format!(
+        r#"
+name: train-drivers
+params:
+  version: {{type: string, default: v1}}
+tasks:
+  materialize:
+    uses: materialize
+    with:
+      feature_views: [driver_hourly]
+      incremental: false
+      start: "2025-12-31T00:00:00Z"
+      end: "2026-01-01T04:00:00Z"
+  training_set:
+    uses: training-set
+    dependencies: [materialize]
+    with:
+      feature_service: ranking_v1
+      entities: {entities}
+      output: drivers_train_{{{{ run_id }}}}
+  train:
+    uses: train
+    dependencies: [training_set]
+    with:
+      command: 'ls "${{PLINTH_TRAINING_SET#file://}}" > "$PLINTH_MODEL_DIR/inputs.txt" && echo weights > "$PLINTH_MODEL_DIR/model.onnx"'
+      training_set: drivers_train_{{{{ run_id }}}}
+      model: drivers
+      version: "{{{{ params.version }}}}"
+"#
+    );
+    apply(&mut client, "train.yaml", &yaml).await.unwrap();
+    let run = trigger(
+        &mut client,
+        "train-drivers",
+        serde_json::json!({"version": "v7"}),
+    )
+    .await;
+    let run = wait_for_end(&mut client, &run.id, Duration::from_secs(60)).await;
+    assert_eq!(run.state, pb::RunState::Succeeded as i32, "{run:#?}");
+    let materialized = logs(&mut client, &run.id, "materialize", 0).await;
+    assert!(materialized.contains("driver_hourly"), "{materialized}");
+
+    let training_set = feature_store
+        .lake_dir
+        .join(format!("drivers_train_{}", run.id));
+    assert!(
+        training_set.join("_SUCCESS").exists(),
+        "{}",
+        training_set.display()
+    );
+    let model = state.0.join("models/drivers/v7");
+    assert_eq!(
+        std::fs::read_to_string(model.join("model.onnx")).unwrap(),
+        "weights\n"
+    );
+    assert!(model.join("_SUCCESS").exists());
+    let inputs = std::fs::read_to_string(model.join("inputs.txt")).unwrap();
+    assert!(inputs.contains(".parquet"), "{inputs}");
+    let trained = logs(&mut client, &run.id, "train", 0).await;
+    assert!(
+        trained.contains("stored model drivers version v7"),
+        "{trained}"
+    );
+
+    // The same version again: the model is not overwritten and the task says to bump the version.
+    let again = trigger(
+        &mut client,
+        "train-drivers",
+        serde_json::json!({"version": "v7"}),
+    )
+    .await;
+    let again = wait_for_end(&mut client, &again.id, Duration::from_secs(60)).await;
+    assert_eq!(again.state, pb::RunState::Failed as i32);
+    let train = task(&again, "train");
+    assert!(train.reason.contains("v7"), "{train:#?}");
+    server.stop();
+    feature_store.stop().await;
+}

@@ -182,6 +182,15 @@ impl GrpcApi {
             .pipeline_version(&run.pipeline, run.pipeline_version)
             .await
             .map_err(store)?;
+        // Tasks in dependency order (file order among ready ones), as users read their pipeline.
+        let order: Vec<String> = pipeline.as_deref().map(ordered_tasks).unwrap_or_default();
+        let mut tasks = tasks;
+        tasks.sort_by_key(|task| {
+            order
+                .iter()
+                .position(|name| *name == task.task)
+                .unwrap_or(usize::MAX)
+        });
         let task_runs = tasks
             .iter()
             .map(|task| {
