@@ -44,14 +44,13 @@ pub struct StoreError(#[from] sqlx::Error);
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        match &err.0 {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ApiError::unavailable(
-                    "DATABASE_UNAVAILABLE",
-                    format!("the gateway's database does not answer ({err}); retry shortly"),
-                )
-            }
-            _ => ApiError::internal(err),
+        if plinth_runtime::database::is_unavailable(&err.0) {
+            ApiError::unavailable(
+                "DATABASE_UNAVAILABLE",
+                format!("the gateway's database does not answer ({err}); retry shortly"),
+            )
+        } else {
+            ApiError::internal(err)
         }
     }
 }

@@ -72,11 +72,10 @@ impl RegistryError {
 
 impl From<sqlx::Error> for RegistryError {
     fn from(source: sqlx::Error) -> Self {
-        match source {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                RegistryError::Unavailable { source }
-            }
-            source => RegistryError::Database { source },
+        if plinth_runtime::database::is_unavailable(&source) {
+            RegistryError::Unavailable { source }
+        } else {
+            RegistryError::Database { source }
         }
     }
 }

@@ -55,19 +55,10 @@ impl StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(source: sqlx::Error) -> Self {
-        match source {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                StoreError::Unavailable { source }
-            }
-            sqlx::Error::Database(ref error)
-                if error.code().is_some_and(|code| {
-                    // PostgreSQL: admin shutdown, cannot connect now, connection failures.
-                    matches!(code.as_ref(), "57P01" | "57P02" | "57P03") || code.starts_with("08")
-                }) =>
-            {
-                StoreError::Unavailable { source }
-            }
-            source => StoreError::Database { source },
+        if plinth_runtime::database::is_unavailable(&source) {
+            StoreError::Unavailable { source }
+        } else {
+            StoreError::Database { source }
         }
     }
 }

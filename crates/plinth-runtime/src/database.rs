@@ -79,6 +79,25 @@ pub async fn connect(
         .await
 }
 
+/// Whether `err` means the database cannot be reached right now (down, restarting, pool exhausted or
+/// closed, a connection lost, SQLite busy past its timeout), so retrying later may succeed, as opposed to
+/// a statement the database refused.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => {
+            // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, connection exceptions.
+            database.code().is_some_and(|code| {
+                matches!(code.as_ref(), "57P01" | "57P02" | "57P03") || code.starts_with("08")
+            }) || database.message().contains("is locked")
+        }
+        _ => false,
+    }
+}
+
 /// Takes a PostgreSQL transaction-scoped advisory lock on `key` (released at commit or rollback), so
 /// replicas serialize the writes that take it. SQLite has one writer anyway: nothing to do.
 pub async fn advisory_lock(

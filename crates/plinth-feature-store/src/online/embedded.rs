@@ -195,16 +195,7 @@ fn placeholders(count: usize) -> String {
 /// A pool that cannot hand out a connection, or a file that cannot be read, is `Unavailable`; a busy
 /// database too (another writer held it past the busy timeout). Anything else is a `Backend` error.
 fn map_error(what: &str, err: &sqlx::Error) -> OnlineError {
-    let busy =
-        matches!(err, sqlx::Error::Database(database) if database.message().contains("locked"));
-    let unavailable = busy
-        || matches!(
-            err,
-            sqlx::Error::PoolTimedOut
-                | sqlx::Error::PoolClosed
-                | sqlx::Error::Io(_)
-                | sqlx::Error::WorkerCrashed
-        );
+    let unavailable = plinth_runtime::database::is_unavailable(err);
     let cause = format!("{what} failed: {err}");
     if unavailable {
         OnlineError::Unavailable {
