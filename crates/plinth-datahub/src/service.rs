@@ -218,24 +218,30 @@ async fn track_readiness(
     health: HealthHandle,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return,
-            () = tokio::time::sleep(READINESS_INTERVAL) => {}
-        }
-        let database = store.ping().await;
-        let kafka = topics.ping().await;
-        let ready = match (&database, &kafka) {
-            (Ok(()), Ok(())) => true,
-            _ => {
-                tracing::warn!(database = ?database.err(), kafka = ?kafka.err().map(|e| e.message), "not ready");
-                false
+    let stop = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    health
+        .track(READINESS_INTERVAL, stop, || {
+            let (store, topics) = (store.clone(), topics.clone());
+            async move {
+                let database = store.ping().await;
+                let kafka = topics.ping().await;
+                match (database, kafka) {
+                    (Ok(()), Ok(())) => Ok(()),
+                    (database, kafka) => Err(format!(
+                        "database: {}; kafka: {}",
+                        database
+                            .err()
+                            .map_or_else(|| "ok".to_owned(), |err| err.to_string()),
+                        kafka
+                            .err()
+                            .map_or_else(|| "ok".to_owned(), |err| err.message)
+                    )),
+                }
             }
-        };
-        if ready != health.is_ready() {
-            health.set_ready(ready).await;
-        }
-    }
+        })
+        .await;
 }
 
 /// Runs the gateway until `shutdown` resolves (`main` passes SIGTERM/SIGINT; tests pass their own).

@@ -168,24 +168,30 @@ async fn keep_fresh(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let period = store.refresh_period().min(READINESS_INTERVAL);
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return,
-            () = tokio::time::sleep(period) => {}
-        }
-        let registry = store.refresh().await;
-        let online = store.online().ping().await;
-        let ready = match (&registry, &online) {
-            (Ok(()), Ok(())) => true,
-            _ => {
-                tracing::warn!(registry = ?registry.err().map(|err| err.message), online = ?online.err().map(|err| err.to_string()), "not ready");
-                false
+    let stop = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    health
+        .track(period, stop, || {
+            let store = store.clone();
+            async move {
+                let registry = store.refresh().await;
+                let online = store.online().ping().await;
+                match (registry, online) {
+                    (Ok(()), Ok(())) => Ok(()),
+                    (registry, online) => Err(format!(
+                        "registry: {}; online store: {}",
+                        registry
+                            .err()
+                            .map_or_else(|| "ok".to_owned(), |err| err.message),
+                        online
+                            .err()
+                            .map_or_else(|| "ok".to_owned(), |err| err.to_string())
+                    )),
+                }
             }
-        };
-        if ready != health.is_ready() {
-            health.set_ready(ready).await;
-        }
-    }
+        })
+        .await;
 }
 
 /// Runs the feature store until `shutdown` resolves (`main` passes SIGTERM/SIGINT; tests their own).

@@ -75,11 +75,25 @@ impl BoundOrchestrator {
         let publisher = self
             .publisher
             .map(|publisher| tokio::spawn(publisher.run(stopped.clone())));
-        let readiness = tokio::spawn(keep_ready(
-            self.engine.clone(),
-            self.health.clone(),
-            stopped,
-        ));
+        let (engine, health) = (self.engine.clone(), self.health.clone());
+        let readiness = tokio::spawn(async move {
+            let mut stopped = stopped;
+            let stop = async move {
+                let _ = stopped.wait_for(|stopped| *stopped).await;
+            };
+            health
+                .track(READINESS_INTERVAL, stop, || {
+                    let engine = engine.clone();
+                    async move {
+                        engine
+                            .store()
+                            .ping()
+                            .await
+                            .map_err(|err| format!("the database does not answer: {err}"))
+                    }
+                })
+                .await;
+        });
         let served = self.server.serve(shutdown).await;
         let _ = stop.send(true);
         let _ = scheduler.await;
@@ -204,30 +218,6 @@ pub async fn bind(config: &Config) -> Result<BoundOrchestrator, StartError> {
         engine,
         publisher,
     })
-}
-
-/// Keeps readiness false while the database does not answer.
-async fn keep_ready(
-    engine: Arc<Engine>,
-    health: HealthHandle,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|stopped| *stopped) => return,
-            () = tokio::time::sleep(READINESS_INTERVAL) => {}
-        }
-        let ready = match engine.store().ping().await {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(error = %err, "not ready: the database does not answer");
-                false
-            }
-        };
-        if ready != health.is_ready() {
-            health.set_ready(ready).await;
-        }
-    }
 }
 
 /// Runs the orchestrator until `shutdown` resolves (`main` passes SIGTERM/SIGINT; tests their own).

@@ -145,23 +145,18 @@ async fn track_readiness(
     health: HealthHandle,
     stop: impl Future<Output = ()>,
 ) {
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(READINESS_INTERVAL) => {}
-        }
-        let ready = match registry.store().ping().await {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(error = %err, "registry database does not answer; not ready");
-                false
+    health
+        .track(READINESS_INTERVAL, stop, || {
+            let registry = registry.clone();
+            async move {
+                registry
+                    .store()
+                    .ping()
+                    .await
+                    .map_err(|err| format!("the registry database does not answer: {err}"))
             }
-        };
-        if ready != health.is_ready() {
-            health.set_ready(ready).await;
-        }
-    }
+        })
+        .await;
 }
 
 /// Runs the registry until `shutdown` resolves (`main` passes SIGTERM/SIGINT; tests pass their own).

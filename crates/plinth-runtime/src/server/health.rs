@@ -48,6 +48,35 @@ impl HealthHandle {
         self.publish().await;
     }
 
+    /// Runs `check` every `interval` until `stop` resolves, and keeps readiness equal to its answer: a
+    /// service is ready only while the parts it serves from answer. A failed check is logged with its
+    /// reason (when readiness changes, so a long outage does not flood the log).
+    pub async fn track<F>(
+        &self,
+        interval: std::time::Duration,
+        stop: impl std::future::Future<Output = ()>,
+        mut check: impl FnMut() -> F,
+    ) where
+        F: std::future::Future<Output = Result<(), String>>,
+    {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+            let result = check().await;
+            let ready = result.is_ok();
+            if ready != self.is_ready() {
+                match &result {
+                    Ok(()) => tracing::info!("ready again"),
+                    Err(reason) => tracing::warn!(%reason, "not ready"),
+                }
+                self.set_ready(ready).await;
+            }
+        }
+    }
+
     /// Whether the server currently reports ready.
     pub fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::SeqCst)
