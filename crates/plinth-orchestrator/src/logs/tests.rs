@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use futures::TryStreamExt;
 
+use super::writer::format_bytes;
 use super::*;
 
 struct Fixture {

@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode};
 use kube::client::Body;
 use plinth_runtime::storage::Locations;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::job::label_value;
 use super::*;

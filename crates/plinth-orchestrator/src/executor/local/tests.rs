@@ -423,3 +423,56 @@ async fn local_processes_cannot_be_reattached() {
     );
     assert_eq!(fixture.executor.name(), "local");
 }
+
+/// Set in the copy of this test binary that plays the orchestrator in the test below.
+const ORCHESTRATOR_ROLE: &str = "PLINTH_TEST_LOCAL_ORCHESTRATOR_PID_FILE";
+
+/// Kills an orchestrator (a copy of this test binary running a `sleep` through the executor) with
+/// SIGKILL, so it runs no cleanup, and checks the task process went with it (`PR_SET_PDEATHSIG`).
+#[test]
+fn a_task_dies_with_its_orchestrator() {
+    if let Some(pid_file) = std::env::var_os(ORCHESTRATOR_ROLE) {
+        play_the_orchestrator(PathBuf::from(pid_file));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("task.pid");
+    let mut orchestrator = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "executor::local::tests::a_task_dies_with_its_orchestrator",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(ORCHESTRATOR_ROLE, &pid_file)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let task_pid = runtime.block_on(read_pid(&pid_file));
+    assert!(!process_is_gone(task_pid), "the task is running");
+    orchestrator.kill().unwrap();
+    orchestrator.wait().unwrap();
+    runtime.block_on(wait_until_gone(task_pid));
+}
+
+/// Starts `sleep 1000` through the executor, writes its pid, and waits to be killed.
+fn play_the_orchestrator(pid_file: PathBuf) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        let fixture = fixture(1024);
+        let launch = launch(&["sleep", "1000"]);
+        let attempt = attempt(&fixture, &launch);
+        let executor = fixture.executor.clone();
+        let running = tokio::spawn(async move { executor.run(launch, attempt.control).await });
+        let started = attempt.started.await.unwrap();
+        std::fs::write(&pid_file, started.trim_start_matches("pid ")).unwrap();
+        let outcome = running.await.unwrap();
+        panic!("the task ended before the orchestrator was killed: {outcome:?}");
+    });
+}
