@@ -110,15 +110,25 @@ fn setup(what: &str) -> impl Fn(String) -> StartError + '_ {
     move |message| StartError::Setup(format!("{what}: {message}"))
 }
 
-fn build_executor(config: &Config) -> Result<Arc<dyn Executor>, StartError> {
+async fn build_executor(config: &Config) -> Result<Arc<dyn Executor>, StartError> {
     match config.executor.kind {
         ExecutorKind::Local => Ok(Arc::new(crate::executor::local::LocalExecutor::new(
             &config.executor.local,
         ))),
-        ExecutorKind::Kubernetes => Err(StartError::Setup(
-            "executor.kind = \"kubernetes\" is not wired into this build yet; use \"local\""
-                .to_owned(),
-        )),
+        ExecutorKind::Kubernetes => {
+            // In a pod: the service account's token and the cluster's CA; elsewhere: KUBECONFIG.
+            let client = kube::Client::try_default().await.map_err(|err| {
+                setup("executor.kubernetes")(format!(
+                    "cannot reach the Kubernetes API ({err}); run the orchestrator in the cluster with its service account, or set KUBECONFIG"
+                ))
+            })?;
+            Ok(Arc::new(
+                crate::executor::kubernetes::KubernetesExecutor::new(
+                    client,
+                    &config.executor.kubernetes,
+                ),
+            ))
+        }
     }
 }
 
@@ -176,7 +186,7 @@ pub async fn bind(config: &Config) -> Result<BoundOrchestrator, StartError> {
         .unwrap_or_else(|| std::env::temp_dir().join("plinth-orchestrator-work"));
     let engine = Engine::new(EngineParts {
         store: store.clone(),
-        executor: build_executor(config)?,
+        executor: build_executor(config).await?,
         logs,
         platform: Arc::new(platform),
         config: config.scheduler.clone(),
