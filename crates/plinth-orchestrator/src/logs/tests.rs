@@ -291,3 +291,45 @@ fn byte_sizes_read_as_people_write_them() {
     assert_eq!(format_bytes(1000), "1000 bytes");
     assert_eq!(format_bytes(3 * 1024 * 1024 * 1024), "3 GiB");
 }
+
+#[tokio::test]
+async fn a_log_that_cannot_be_stored_stays_readable_from_its_spool() {
+    let fixture = fixture(1024 * 1024);
+    // A file where the pipeline's directory should be: the object store cannot write under it.
+    std::fs::create_dir_all(&fixture.root).unwrap();
+    std::fs::write(fixture.root.join("train-churn"), "not a directory").unwrap();
+    let writer = fixture.logs.writer(&key(1)).unwrap();
+    writer.write(b"precious output\n");
+    let follower = {
+        let logs = fixture.logs.clone();
+        tokio::spawn(async move { read_all(&logs, &key(1), true).await })
+    };
+
+    let err = writer.finish().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            LogError::Store {
+                action: "store",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("train-churn/manual__2026-01-05T03:00:00Z/train/1.log"),
+        "{err}"
+    );
+
+    let followed = tokio::time::timeout(Duration::from_secs(5), follower)
+        .await
+        .expect("followers end when the log is finished, stored or not")
+        .unwrap();
+    assert_eq!(followed, "precious output\n");
+    assert_eq!(spool_files(&fixture.spool), 1);
+    assert_eq!(
+        read_all(&fixture.logs, &key(1), false).await,
+        "precious output\n"
+    );
+}

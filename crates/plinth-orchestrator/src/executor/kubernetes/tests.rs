@@ -192,6 +192,8 @@ struct FakeCluster {
     /// Job statuses returned by successive GETs of the Job; the last one repeats. Empty: 404.
     job_statuses: Vec<Value>,
     job_gets: usize,
+    /// The first this many GETs of the Job fail with HTTP 503 (an API server restarting).
+    unavailable_gets: usize,
     pod: Option<Value>,
     pod_log: &'static str,
     job: Value,
@@ -224,6 +226,7 @@ impl FakeCluster {
             create: CreateAnswer::Created,
             job_statuses,
             job_gets: 0,
+            unavailable_gets: 0,
             pod: None,
             pod_log: "",
             job: job_json(&launch()),
@@ -284,6 +287,17 @@ impl FakeCluster {
                 ),
             },
             ("GET", path) if path == job => {
+                if self.unavailable_gets > 0 {
+                    self.unavailable_gets -= 1;
+                    return (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        status_body(
+                            503,
+                            "ServiceUnavailable",
+                            "the server is currently unable to handle the request",
+                        ),
+                    );
+                }
                 if self.job_statuses.is_empty() {
                     return (
                         StatusCode::NOT_FOUND,
@@ -515,6 +529,23 @@ async fn a_job_that_completes_succeeds_with_its_pod_log() {
     );
     // A finished Job is left to ttlSecondsAfterFinished.
     assert!(harness.requests_of(Method::DELETE).is_empty());
+}
+
+#[tokio::test]
+async fn an_api_server_briefly_unavailable_does_not_fail_the_attempt() {
+    let mut cluster =
+        FakeCluster::new(vec![active(), complete()]).with_pod("Running", running(), "ok\n");
+    cluster.unavailable_gets = 3;
+    let harness = harness(cluster);
+    let (outcome, _, log) = harness.run(launch()).await;
+    assert_eq!(outcome, Outcome::Succeeded);
+    assert!(log.contains("ok\n"), "{log}");
+    let job_gets = harness
+        .requests_of(Method::GET)
+        .into_iter()
+        .filter(|request| request.uri.contains("/jobs/"))
+        .count();
+    assert!(job_gets >= 5, "{job_gets}");
 }
 
 #[tokio::test]
