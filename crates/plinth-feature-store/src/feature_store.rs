@@ -117,17 +117,27 @@ impl FeatureStore {
         })
     }
 
-    /// Applies `files`: the plan is stored in one transaction.
+    /// Applies `files`: the plan is stored in one transaction, and only against the registry version it
+    /// was computed on. When another apply lands in between (another replica, another user), the plan is
+    /// made again on the new state, so what is stored is always the diff from the state it replaced.
     pub async fn apply(
         &self,
         files: &[(String, String)],
         prune: bool,
     ) -> Result<Vec<Change>, ApiError> {
-        let changes = self.plan(files, prune).await?;
-        self.registry
-            .apply(&changes)
-            .await
-            .map_err(registry_error)?;
+        let mut attempts = 0;
+        let changes = loop {
+            attempts += 1;
+            let version = self.registry.version().await.map_err(registry_error)?;
+            let changes = self.plan(files, prune).await?;
+            match self.registry.apply_if_version(&changes, version).await {
+                Ok(_) => break changes,
+                Err(RegistryError::Conflict { .. }) if attempts < 5 => {
+                    tracing::info!("another apply landed while planning; planning again");
+                }
+                Err(err) => return Err(registry_error(err)),
+            }
+        };
         for change in &changes {
             if change.kind == DefinitionKind::FeatureView
                 && change.change == ChangeType::Delete
