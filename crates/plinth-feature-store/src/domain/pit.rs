@@ -11,9 +11,11 @@
 //! values are returned even when null; with no candidate every feature is null. An entity row whose key
 //! or timestamp is null has no candidate; a feature row whose key or event time is null is never one.
 //!
-//! The join sorts the feature rows by (key, event_ts, created_ts, input position) once, then finds each
-//! entity row's key range with a hash lookup and the last row at or before `ts` with a binary search:
-//! O((n + m) log m). With `filter_by_created_timestamp` it then steps back over rows created after `ts`,
+//! The join numbers the entity rows' distinct keys through a hash map (a map of the integers themselves
+//! for the common single integer key, of the keys' row encoding otherwise), drops the feature rows whose
+//! key no entity row has, groups the others by key number with a counting sort and sorts each group by
+//! (event_ts, created_ts, input position); each entity row then finds the last row of its group at or
+//! before `ts` with a binary search: O(n + m log g) for groups of g rows. With `filter_by_created_timestamp` it then steps back over rows created after `ts`,
 //! which are rare (backfills) but make the worst case O(n * m).
 //!
 //! Everything here is in memory; `crate::offline` partitions big inputs so that each call fits.
@@ -27,10 +29,10 @@ mod tests;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use arrow::array::{Array, ArrayRef, TimestampMicrosecondArray, UInt64Array};
+use arrow::array::{Array, ArrayRef, Int64Array, TimestampMicrosecondArray, UInt64Array};
 use arrow::compute::take;
 use arrow::datatypes::DataType;
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, SortField};
 
 /// Why the join could not run. Each names the column and what was expected.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -180,120 +182,261 @@ pub fn winners(
             });
         }
     }
-    let n_entities = entity.timestamps.len();
-    if entity_keys.is_empty() {
-        // A global view (no entities): every feature row matches every entity row.
-        let sorted = SortedFeatures::new(None, features);
-        let range = 0..sorted.order.len();
-        let found = (0..n_entities).map(|row_idx| {
-            if entity.timestamps.is_null(row_idx) {
-                return None;
-            }
-            sorted.winner(range.clone(), entity.timestamps.value(row_idx), options)
-        });
-        return Ok(found.collect());
-    }
-    let sort_fields = feature_keys
-        .iter()
-        .map(|key| SortField::new(key.data_type().clone()))
-        .collect();
-    let converter = RowConverter::new(sort_fields)?;
-    let feature_rows = converter.convert_columns(&feature_keys)?;
-    let entity_rows = converter.convert_columns(&entity_keys)?;
-    let feature_valid = all_valid(&feature_keys);
-    let entity_valid = all_valid(&entity_keys);
-
-    let sorted = SortedFeatures::new(Some((&feature_rows, &feature_valid)), features);
-    let mut ranges: HashMap<&[u8], std::ops::Range<usize>> = HashMap::new();
-    let mut start = 0;
-    while start < sorted.order.len() {
-        let key = feature_rows.row(sorted.order[start]).data();
-        let mut end = start + 1;
-        while end < sorted.order.len() && feature_rows.row(sorted.order[end]).data() == key {
-            end += 1;
-        }
-        ranges.insert(key, start..end);
-        start = end;
-    }
-
-    let found = (0..n_entities).map(|row_idx| {
-        if entity.timestamps.is_null(row_idx) || !entity_valid[row_idx] {
+    let groups = KeyGroups::new(&entity_keys, &feature_keys)?;
+    let sorted = SortedFeatures::new(&groups, features);
+    let ttl = options.ttl_micros();
+    let filter_created =
+        options.filter_by_created_timestamp && features.created_timestamps.is_some();
+    let timestamps = &entity.timestamps;
+    let found = (0..timestamps.len()).map(|row_idx| {
+        let group = groups.entity_group(row_idx);
+        if group == NO_GROUP || timestamps.is_null(row_idx) {
             return None;
         }
-        let range = ranges.get(entity_rows.row(row_idx).data())?;
-        sorted.winner(range.clone(), entity.timestamps.value(row_idx), options)
+        sorted.winner(group, timestamps.value(row_idx), ttl, filter_created)
     });
     Ok(found.collect())
 }
 
-/// Feature rows that can be candidates, in (key, event_ts, created_ts, input position) order.
-struct SortedFeatures {
-    order: Vec<usize>,
-    event: Vec<i64>,
-    /// The created time, `i64::MIN` where null or absent (it then loses every tie).
-    created: Vec<i64>,
-    created_valid: Vec<bool>,
-    /// Whether the rows have a created time column at all (without one nothing is filtered by it).
-    has_created: bool,
+/// The group of a row whose key matches no entity row, or is null.
+const NO_GROUP: u32 = u32::MAX;
+
+/// Each row's join key as a dense group number: the distinct keys of the entity rows are numbered, and
+/// a feature row gets the number of its key, or [`NO_GROUP`] when no entity row has that key (it can
+/// never be a candidate). A row with a null key part is in no group. Without keys (a global view)
+/// every row is in group 0.
+struct KeyGroups {
+    entity: Vec<u32>,
+    feature: Vec<u32>,
+    count: usize,
 }
 
-impl SortedFeatures {
-    fn new(keys: Option<(&Rows, &[bool])>, features: &FeatureRows) -> Self {
-        let n_rows = features.event_timestamps.len();
-        let event = features.event_timestamps.values().to_vec();
-        let (created, created_valid) = match &features.created_timestamps {
-            Some(created) => (0..n_rows)
-                .map(|row_idx| {
-                    if created.is_null(row_idx) {
-                        (i64::MIN, false)
-                    } else {
-                        (created.value(row_idx), true)
-                    }
-                })
-                .unzip(),
-            None => (vec![i64::MIN; n_rows], vec![false; n_rows]),
-        };
-        let mut order: Vec<usize> = (0..n_rows)
-            .filter(|&row_idx| {
-                !features.event_timestamps.is_null(row_idx)
-                    && keys.is_none_or(|(_, valid)| valid[row_idx])
+impl KeyGroups {
+    fn new(entity_keys: &[ArrayRef], feature_keys: &[ArrayRef]) -> Result<Self, PitError> {
+        let n_entities = entity_keys.first().map_or(0, |key| key.len());
+        let n_features = feature_keys.first().map_or(0, |key| key.len());
+        if entity_keys.is_empty() {
+            return Ok(Self {
+                entity: Vec::new(),
+                feature: Vec::new(),
+                count: 1,
+            });
+        }
+        if let ([entity_key], [feature_key]) = (entity_keys, feature_keys)
+            && let (Some(entity_ints), Some(feature_ints)) = (
+                entity_key.as_any().downcast_ref::<Int64Array>(),
+                feature_key.as_any().downcast_ref::<Int64Array>(),
+            )
+        {
+            return Self::of_ints(entity_ints, feature_ints);
+        }
+        let converter = RowConverter::new(
+            feature_keys
+                .iter()
+                .map(|key| SortField::new(key.data_type().clone()))
+                .collect(),
+        )?;
+        let entity_rows = converter.convert_columns(entity_keys)?;
+        let feature_rows = converter.convert_columns(feature_keys)?;
+        let entity_valid = all_valid(entity_keys);
+        let feature_valid = all_valid(feature_keys);
+        let mut numbers: HashMap<&[u8], u32> = HashMap::new();
+        let mut entity = Vec::with_capacity(n_entities);
+        for row_idx in 0..n_entities {
+            if !entity_valid[row_idx] {
+                entity.push(NO_GROUP);
+                continue;
+            }
+            let next = group_number(numbers.len())?;
+            entity.push(
+                *numbers
+                    .entry(entity_rows.row(row_idx).data())
+                    .or_insert(next),
+            );
+        }
+        let feature = (0..n_features)
+            .map(|row_idx| {
+                if !feature_valid[row_idx] {
+                    return NO_GROUP;
+                }
+                numbers
+                    .get(feature_rows.row(row_idx).data())
+                    .copied()
+                    .unwrap_or(NO_GROUP)
             })
             .collect();
-        order.sort_unstable_by(|&left, &right| {
-            let by_key = match keys {
-                Some((rows, _)) => rows.row(left).cmp(&rows.row(right)),
-                None => std::cmp::Ordering::Equal,
-            };
-            by_key
-                .then(event[left].cmp(&event[right]))
-                .then(created[left].cmp(&created[right]))
-                .then(left.cmp(&right))
-        });
-        Self {
-            order,
-            event,
-            created,
-            created_valid,
-            has_created: features.created_timestamps.is_some(),
+        Ok(Self {
+            entity,
+            feature,
+            count: numbers.len(),
+        })
+    }
+
+    /// The common case, one integer key: numbered through a hash map of the values themselves.
+    fn of_ints(entity_keys: &Int64Array, feature_keys: &Int64Array) -> Result<Self, PitError> {
+        let mut numbers: HashMap<i64, u32, BuildIntHasher> =
+            HashMap::with_capacity_and_hasher(entity_keys.len(), BuildIntHasher::default());
+        let mut entity = Vec::with_capacity(entity_keys.len());
+        for (row_idx, &key) in entity_keys.values().iter().enumerate() {
+            if entity_keys.is_null(row_idx) {
+                entity.push(NO_GROUP);
+                continue;
+            }
+            let next = group_number(numbers.len())?;
+            entity.push(*numbers.entry(key).or_insert(next));
+        }
+        let mut feature: Vec<u32> = feature_keys
+            .values()
+            .iter()
+            .map(|key| numbers.get(key).copied().unwrap_or(NO_GROUP))
+            .collect();
+        if let Some(nulls) = feature_keys.nulls() {
+            for row_idx in nulls
+                .iter()
+                .enumerate()
+                .filter_map(|(idx, valid)| (!valid).then_some(idx))
+            {
+                feature[row_idx] = NO_GROUP;
+            }
+        }
+        Ok(Self {
+            entity,
+            feature,
+            count: numbers.len(),
+        })
+    }
+
+    /// The group of entity row `row_idx` (0, the only group, without keys).
+    fn entity_group(&self, row_idx: usize) -> u32 {
+        self.entity.get(row_idx).copied().unwrap_or(0)
+    }
+}
+
+fn group_number(count: usize) -> Result<u32, PitError> {
+    u32::try_from(count)
+        .ok()
+        .filter(|&number| number != NO_GROUP)
+        .ok_or_else(|| PitError::Arrow("over 4 G distinct join keys in one join".to_owned()))
+}
+
+/// A hasher for one `i64` key: a folded multiply, enough to spread keys that are often consecutive
+/// over a hash table's buckets and control bytes, several times faster than SipHash.
+#[derive(Default, Clone, Copy)]
+struct IntHasher(u64);
+
+impl std::hash::Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        let product = u128::from(self.0) * u128::from(0x9e37_79b9_7f4a_7c15_u64);
+        (product as u64) ^ ((product >> 64) as u64)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
         }
     }
 
-    /// The winner for an entity row at `ts` among `order[range]` (the rows of its key).
-    fn winner(&self, range: std::ops::Range<usize>, ts: i64, options: &JoinOptions) -> Option<u64> {
-        let rows = &self.order[range];
-        let after_last = rows.partition_point(|&row_idx| self.event[row_idx] <= ts);
-        let lower = options.ttl_micros().map(|ttl| ts.saturating_sub(ttl));
-        for &row_idx in rows[..after_last].iter().rev() {
-            if lower.is_some_and(|lower| self.event[row_idx] < lower) {
-                return None;
+    fn write_i64(&mut self, value: i64) {
+        self.0 = value as u64;
+    }
+}
+
+type BuildIntHasher = std::hash::BuildHasherDefault<IntHasher>;
+
+/// A feature row that can be a candidate, with what orders it among its key's rows.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    event: i64,
+    /// The created time, `i64::MIN` where null or absent (it then loses every tie).
+    created: i64,
+    created_valid: bool,
+    row_idx: usize,
+}
+
+/// Candidate feature rows grouped by key group, each group in (event_ts, created_ts, input position)
+/// order: a counting sort by group, then a sort of each (small) group.
+struct SortedFeatures {
+    rows: Vec<Candidate>,
+    /// Group `g`'s rows are `rows[starts[g]..starts[g + 1]]`.
+    starts: Vec<usize>,
+}
+
+impl SortedFeatures {
+    fn new(groups: &KeyGroups, features: &FeatureRows) -> Self {
+        let events = &features.event_timestamps;
+        let n_rows = events.len();
+        let group_of = |row_idx: usize| -> u32 {
+            if events.is_null(row_idx) {
+                NO_GROUP
+            } else if groups.feature.is_empty() {
+                0
+            } else {
+                groups.feature[row_idx]
             }
-            if options.filter_by_created_timestamp
-                && self.has_created
-                && (!self.created_valid[row_idx] || self.created[row_idx] > ts)
-            {
+        };
+        let mut starts = vec![0_usize; groups.count + 1];
+        for row_idx in 0..n_rows {
+            let group = group_of(row_idx);
+            if group != NO_GROUP {
+                starts[group as usize + 1] += 1;
+            }
+        }
+        for group in 0..groups.count {
+            starts[group + 1] += starts[group];
+        }
+        let mut next = starts.clone();
+        let empty = Candidate {
+            event: 0,
+            created: i64::MIN,
+            created_valid: false,
+            row_idx: 0,
+        };
+        let mut rows = vec![empty; starts[groups.count]];
+        let event_values = events.values();
+        let created = features.created_timestamps.as_ref();
+        for row_idx in 0..n_rows {
+            let group = group_of(row_idx);
+            if group == NO_GROUP {
                 continue;
             }
-            return u64::try_from(row_idx).ok();
+            let (created, created_valid) = match created {
+                Some(created) if created.is_valid(row_idx) => (created.value(row_idx), true),
+                _ => (i64::MIN, false),
+            };
+            let slot = &mut next[group as usize];
+            rows[*slot] = Candidate {
+                event: event_values[row_idx],
+                created,
+                created_valid,
+                row_idx,
+            };
+            *slot += 1;
+        }
+        // Rows went in by input position, so a stable sort by (event, created) keeps the position as
+        // the last tie-break.
+        for group in 0..groups.count {
+            let slice = &mut rows[starts[group]..starts[group + 1]];
+            if !slice.is_sorted_by_key(|row| (row.event, row.created)) {
+                slice.sort_by_key(|row| (row.event, row.created));
+            }
+        }
+        Self { rows, starts }
+    }
+
+    /// The winner for an entity row of `group` at `ts`.
+    fn winner(&self, group: u32, ts: i64, ttl: Option<i64>, filter_created: bool) -> Option<u64> {
+        let group = group as usize;
+        let rows = &self.rows[self.starts[group]..self.starts[group + 1]];
+        let after_last = rows.partition_point(|row| row.event <= ts);
+        let lower = ttl.map(|ttl| ts.saturating_sub(ttl));
+        for row in rows[..after_last].iter().rev() {
+            if lower.is_some_and(|lower| row.event < lower) {
+                return None;
+            }
+            if filter_created && (!row.created_valid || row.created > ts) {
+                continue;
+            }
+            return u64::try_from(row.row_idx).ok();
         }
         None
     }
