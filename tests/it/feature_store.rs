@@ -520,3 +520,180 @@ async fn redis_online_store_serves_and_a_dead_redis_is_unavailable() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_push_lands_in_the_lake_and_feeds_training_sets() {
+    let server = FeatureStoreServer::start_with(|_| {}).await;
+    let dataset = unique_name("speeds").replace('-', "_");
+    let definitions = format!(
+        r#"
+entities:
+  - name: driver
+    join_keys: [{{name: driver_id, type: int64}}]
+sources:
+  - name: speed_push
+    push: {{dataset: {dataset}}}
+    timestamp_field: event_timestamp
+feature_views:
+  - name: driver_speed
+    entities: [driver]
+    source: speed_push
+    features:
+      - {{name: speed, type: float64}}
+"#
+    );
+    let mut client = server.client().await;
+    client
+        .apply_definitions(pb::ApplyDefinitionsRequest {
+            files: vec![file("speed.yaml", &definitions)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let timestamps = |micros: &[i64]| pb::RepeatedValue {
+        val: micros
+            .iter()
+            .map(|micros| pb::Value {
+                val: Some(pb::value::Val::UnixTimestampVal(prost_types::Timestamp {
+                    seconds: micros / 1_000_000,
+                    nanos: 0,
+                })),
+            })
+            .collect(),
+    };
+    let doubles = |values: &[f64]| pb::RepeatedValue {
+        val: values
+            .iter()
+            .map(|value| pb::Value {
+                val: Some(pb::value::Val::DoubleVal(*value)),
+            })
+            .collect(),
+    };
+    let pushed = client
+        .push(pb::PushRequest {
+            push_source: "speed_push".to_owned(),
+            columns: [
+                ("driver_id".to_owned(), int64s(&[1001, 1001, 1002])),
+                (
+                    "event_timestamp".to_owned(),
+                    timestamps(&[T0, T0 + 2 * HOUR, T0 + HOUR]),
+                ),
+                ("speed".to_owned(), doubles(&[10.0, 20.0, 30.0])),
+            ]
+            .into_iter()
+            .collect(),
+            to: pb::PushTarget::OnlineAndOffline as i32,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pushed.row_count, 3);
+    assert_eq!(pushed.feature_views, ["driver_speed"]);
+
+    // The rows are Parquet in the push source's dataset.
+    let files: Vec<_> = walk(&server.lake_dir.join(&dataset))
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "parquet"))
+        .collect();
+    assert!(!files.is_empty(), "no Parquet in {dataset}");
+    let mut rows = 0;
+    for path in &files {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        rows += reader.map(|batch| batch.unwrap().num_rows()).sum::<usize>();
+    }
+    assert_eq!(rows, 3);
+
+    // A training set over the pushed rows is point-in-time correct: 1001 at T0+1h sees 10.0, at T0+3h
+    // sees 20.0; 1002 before its push sees nothing.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("driver_id", DataType::Int64, false),
+        Field::new("event_timestamp", ts_type(), false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(vec![1001, 1001, 1002])),
+            Arc::new(
+                TimestampMicrosecondArray::from(vec![T0 + HOUR, T0 + 3 * HOUR, T0])
+                    .with_timezone("UTC"),
+            ),
+        ],
+    )
+    .unwrap();
+    let mut ipc = Vec::new();
+    {
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &schema).unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+    }
+    let output = unique_name("speed_training").replace('-', "_");
+    client
+        .get_training_set(pb::GetTrainingSetRequest {
+            training_set: Some(pb::TrainingSetRequest {
+                features: Some(pb::FeatureSelection {
+                    selection: Some(pb::feature_selection::Selection::Features(
+                        pb::FeatureList {
+                            refs: vec!["driver_speed:speed".to_owned()],
+                        },
+                    )),
+                }),
+                entities: Some(pb::training_set_request::Entities::EntityArrowIpc(ipc)),
+                ..Default::default()
+            }),
+            output_dataset: Some(plinth_proto::ids::DatasetName::new(output.clone())),
+        })
+        .await
+        .unwrap();
+    let mut speeds: Vec<(i64, i64, Option<f64>)> = Vec::new();
+    for path in walk(&server.lake_dir.join(&output)) {
+        if path.extension().is_none_or(|ext| ext != "parquet") {
+            continue;
+        }
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let ids = batch
+                .column_by_name("driver_id")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .clone();
+            let times = batch
+                .column_by_name("event_timestamp")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .clone();
+            let values = batch
+                .column_by_name("driver_speed__speed")
+                .unwrap()
+                .as_primitive::<Float64Type>()
+                .clone();
+            for row in 0..batch.num_rows() {
+                speeds.push((
+                    ids.value(row),
+                    times.value(row),
+                    values.is_valid(row).then(|| values.value(row)),
+                ));
+            }
+        }
+    }
+    speeds.sort_by_key(|(id, time, _)| (*id, *time));
+    assert_eq!(
+        speeds,
+        [
+            (1001, T0 + HOUR, Some(10.0)),
+            (1001, T0 + 3 * HOUR, Some(20.0)),
+            (1002, T0, None)
+        ]
+    );
+    server.stop().await;
+}
