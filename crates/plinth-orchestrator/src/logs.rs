@@ -16,6 +16,7 @@ use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 use object_store::ObjectStoreExt;
 use plinth_runtime::storage::{Location, Locations};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
@@ -24,7 +25,7 @@ use tokio::sync::watch;
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Which attempt a log belongs to.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AttemptKey {
     /// The pipeline.
     pub pipeline: String,
@@ -211,6 +212,7 @@ impl LogStore {
             .spool_dir
             .join(format!("{name}-{}.log", uuid::Uuid::now_v7().simple()));
         let file = File::options().create_new(true).write(true).open(&path)?;
+        let lock = recover::lock_spool(&path, attempt)?;
         let (progress_sender, progress) = watch::channel(Progress::default());
         live.insert(
             attempt.clone(),
@@ -224,6 +226,7 @@ impl LogStore {
             attempt.clone(),
             path,
             file,
+            lock,
             progress_sender,
         ))
     }
@@ -328,6 +331,7 @@ pub fn default_spool_dir() -> PathBuf {
     std::env::temp_dir().join("plinth-orchestrator-logs")
 }
 
+mod recover;
 mod writer;
 
 pub use self::writer::LogWriter;

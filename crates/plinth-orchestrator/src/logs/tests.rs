@@ -52,8 +52,22 @@ async fn read_all(logs: &LogStore, attempt: &AttemptKey, follow: bool) -> String
     String::from_utf8(chunks.concat()).unwrap()
 }
 
+/// Spool files (each has a `.key` sidecar, counted with it).
 fn spool_files(spool: &std::path::Path) -> usize {
-    std::fs::read_dir(spool).unwrap().count()
+    let names: Vec<PathBuf> = std::fs::read_dir(spool)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    let logs = names
+        .iter()
+        .filter(|path| path.extension().is_some_and(|extension| extension == "log"))
+        .count();
+    assert_eq!(
+        names.len(),
+        2 * logs,
+        "every spool has its sidecar: {names:?}"
+    );
+    logs
 }
 
 #[tokio::test]
@@ -332,4 +346,60 @@ async fn a_log_that_cannot_be_stored_stays_readable_from_its_spool() {
         read_all(&fixture.logs, &key(1), false).await,
         "precious output\n"
     );
+}
+
+/// A second store on the same directories, as a restarted orchestrator opens them.
+fn reopen(fixture: &Fixture) -> LogStore {
+    LogStore::new(
+        Arc::new(Locations::new(BTreeMap::new())),
+        format!("file://{}", fixture.root.display()),
+        fixture.spool.clone(),
+        1024 * 1024,
+    )
+    .unwrap()
+}
+
+/// The spool and sidecar a killed orchestrator leaves behind.
+fn leave_spool(fixture: &Fixture, attempt: &AttemptKey, text: &str) {
+    let name = fixture.spool.join("0123456789abcdef-crashed");
+    std::fs::write(name.with_extension("log"), text).unwrap();
+    std::fs::write(
+        name.with_extension("key"),
+        serde_json::to_vec(attempt).unwrap(),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn spools_left_by_a_killed_orchestrator_are_stored_at_the_next_start() {
+    let fixture = fixture(1024 * 1024);
+    leave_spool(&fixture, &key(3), "epoch 1\nepoch 2 (cut");
+    let restarted = reopen(&fixture);
+    assert_eq!(restarted.recover_spools().await.unwrap(), 1);
+    assert_eq!(spool_files(&fixture.spool), 0);
+    assert_eq!(
+        read_all(&restarted, &key(3), false).await,
+        "epoch 1\nepoch 2 (cut\n[plinth] the orchestrator stopped before this attempt ended; its log ends here\n"
+    );
+}
+
+#[tokio::test]
+async fn recovery_leaves_live_spools_and_stored_logs_alone() {
+    let fixture = fixture(1024 * 1024);
+    // Live in "another orchestrator" (the first store) sharing the spool directory.
+    let writer = fixture.logs.writer(&key(1)).unwrap();
+    writer.write(b"still running\n");
+    // Already stored in full (a reattached attempt finished): the stored log wins.
+    let stored = fixture.logs.writer(&key(2)).unwrap();
+    stored.write(b"the whole log\n");
+    stored.finish().await.unwrap();
+    leave_spool(&fixture, &key(2), "the first part");
+
+    let other = reopen(&fixture);
+    assert_eq!(other.recover_spools().await.unwrap(), 0);
+    assert_eq!(spool_files(&fixture.spool), 1);
+    assert_eq!(read_all(&other, &key(2), false).await, "the whole log\n");
+    writer.finish().await.unwrap();
+    assert_eq!(spool_files(&fixture.spool), 0);
+    assert_eq!(read_all(&other, &key(1), false).await, "still running\n");
 }

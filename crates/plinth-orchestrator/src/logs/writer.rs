@@ -2,13 +2,16 @@
 
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use object_store::buffered::BufWriter;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
+use plinth_runtime::storage::Location;
+
+use super::recover::remove_spool;
 use super::{AttemptKey, CHUNK_BYTES, LogError, Progress, StoreShared};
 
 #[derive(Debug)]
@@ -102,6 +105,9 @@ struct Finisher {
     attempt: AttemptKey,
     path: PathBuf,
     progress: watch::Sender<Progress>,
+    /// Holds the spool's lock until it is stored and removed, so `LogStore::recover_spools` in
+    /// another process leaves it alone.
+    _lock: Arc<File>,
 }
 
 impl Finisher {
@@ -120,41 +126,44 @@ impl Finisher {
         self.end(kept);
         result?;
         self.store.live().remove(&self.attempt);
-        if let Err(err) = std::fs::remove_file(&self.path)
-            && err.kind() != io::ErrorKind::NotFound
-        {
-            let path = self.path.display();
-            tracing::warn!(path = %path, error = %err, "cannot remove the log spool");
-        }
+        remove_spool(&self.path);
         Ok(kept)
     }
 
     async fn upload(&self) -> Result<(), LogError> {
         let location = self.store.location()?;
-        let relative = self.attempt.relative_path();
-        let url = location.url_of(&relative);
-        let store_error = |source: io::Error| LogError::Store {
-            action: "store",
-            url: url.clone(),
-            source: object_store::Error::Generic {
-                store: "log",
-                source: Box::new(source),
-            },
-        };
-        let mut spool =
-            tokio::fs::File::open(&self.path)
-                .await
-                .map_err(|source| LogError::Spool {
-                    path: self.path.clone(),
-                    source,
-                })?;
-        let mut upload = BufWriter::new(Arc::clone(&location.store), location.path(&relative));
-        if let Err(err) = tokio::io::copy(&mut spool, &mut upload).await {
-            let _ = upload.abort().await;
-            return Err(store_error(err));
-        }
-        upload.shutdown().await.map_err(store_error)
+        upload_spool(&location, &self.attempt, &self.path).await
     }
+}
+
+/// Copies the spool file at `path` to the attempt's object.
+pub(super) async fn upload_spool(
+    location: &Location,
+    attempt: &AttemptKey,
+    path: &Path,
+) -> Result<(), LogError> {
+    let relative = attempt.relative_path();
+    let url = location.url_of(&relative);
+    let store_error = |source: io::Error| LogError::Store {
+        action: "store",
+        url: url.clone(),
+        source: object_store::Error::Generic {
+            store: "log",
+            source: Box::new(source),
+        },
+    };
+    let mut spool = tokio::fs::File::open(path)
+        .await
+        .map_err(|source| LogError::Spool {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut upload = BufWriter::new(Arc::clone(&location.store), location.path(&relative));
+    if let Err(err) = tokio::io::copy(&mut spool, &mut upload).await {
+        let _ = upload.abort().await;
+        return Err(store_error(err));
+    }
+    upload.shutdown().await.map_err(store_error)
 }
 
 /// Writes one attempt's log. Clones write to the same spool (stdout and stderr at once); writes never
@@ -175,6 +184,7 @@ impl LogWriter {
         attempt: AttemptKey,
         path: PathBuf,
         file: File,
+        lock: File,
         progress: watch::Sender<Progress>,
     ) -> Self {
         Self {
@@ -184,6 +194,7 @@ impl LogWriter {
                     attempt,
                     path,
                     progress,
+                    _lock: Arc::new(lock),
                 },
                 state: Mutex::new(WriterState {
                     file: Some(file),
