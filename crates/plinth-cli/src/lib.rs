@@ -4,4 +4,5 @@
 //! This is the one crate that links the services together; the services never depend on each other.
 
 pub mod commands;
+pub mod files;
 pub mod output;

@@ -16,6 +16,7 @@ use plinth_proto::ids::DatasetName;
 use serde_json::{Value, json};
 
 use super::ConnectArgs;
+use crate::output::{dash, table};
 
 /// `plinth features ...`
 #[derive(Debug, Args)]
@@ -211,8 +212,7 @@ pub async fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
     let output = args.connect.output;
     match args.command {
         FeaturesCommand::Plan(definitions) => {
-            let files =
-                parse::read_definition_files(&parse::definition_files(&definitions.paths)?)?;
+            let files = definition_files(&definitions.paths)?;
             let mut client = connect(&args.connect, None).await?;
             let request = pb::PlanDefinitionsRequest {
                 files,
@@ -224,8 +224,7 @@ pub async fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             });
         }
         FeaturesCommand::Apply(definitions) => {
-            let files =
-                parse::read_definition_files(&parse::definition_files(&definitions.paths)?)?;
+            let files = definition_files(&definitions.paths)?;
             let mut client = connect(&args.connect, None).await?;
             let request = pb::ApplyDefinitionsRequest {
                 files,
@@ -302,7 +301,7 @@ pub async fn run(args: FeaturesArgs) -> anyhow::Result<ExitCode> {
             let rows = format::online_rows(&answer, &keys);
             output.print(&json!(rows.json), || {
                 let headers: Vec<&str> = rows.headers.iter().map(String::as_str).collect();
-                format::table(&headers, &rows.rows)
+                table(&headers, &rows.rows)
             });
         }
         FeaturesCommand::TrainingSet {
@@ -390,6 +389,18 @@ fn parquet_to_arrow_ipc(path: &Path) -> anyhow::Result<Vec<u8>> {
         .context("cannot encode the entity dataframe as Arrow IPC")
 }
 
+/// The definition files under `paths` (files, or directories of `*.yaml`), read into the request's form.
+fn definition_files(paths: &[PathBuf]) -> anyhow::Result<Vec<pb::DefinitionFile>> {
+    let files = crate::files::read_yaml_files(paths, "definition")?;
+    Ok(files
+        .into_iter()
+        .map(|file| pb::DefinitionFile {
+            path: file.path,
+            content: file.content,
+        })
+        .collect())
+}
+
 fn list_text(definitions: &[pb::DefinitionSummary]) -> String {
     if definitions.is_empty() {
         return "no registered objects match".to_owned();
@@ -408,18 +419,10 @@ fn list_text(definitions: &[pb::DefinitionSummary]) -> String {
             ]
         })
         .collect();
-    format::table(
+    table(
         &["KIND", "NAME", "OWNER", "TAGS", "UPDATED", "DESCRIPTION"],
         &rows,
     )
-}
-
-fn dash(text: &str) -> String {
-    if text.is_empty() {
-        "-".to_owned()
-    } else {
-        text.to_owned()
-    }
 }
 
 fn describe_text(
@@ -486,7 +489,7 @@ fn materialize_text(views: &[pb::MaterializedView]) -> String {
     let written: i64 = views.iter().map(|view| view.entities_written).sum();
     format!(
         "{}\n\nmaterialized {} {}: {rows_read} rows read, {written} entities written",
-        format::table(
+        table(
             &[
                 "FEATURE VIEW",
                 "FROM",

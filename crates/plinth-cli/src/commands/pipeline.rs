@@ -1,13 +1,11 @@
 //! `plinth pipeline validate|apply|list|describe|run|runs|status|logs|cancel|pause|unpause|delete`: the
 //! orchestrator over gRPC (`plinth.orchestrator.v1`).
 
-mod files;
 mod format;
 mod local;
 mod params;
 mod wait;
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -214,7 +212,7 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
             files: file_args,
             remote,
         } => {
-            let files = files::read_pipeline_files(&files::pipeline_files(&file_args.paths)?)?;
+            let files = pipeline_files(&file_args.paths)?;
             let answer = if remote {
                 let mut client = connect(connect_args).await?;
                 let request = pb::ValidatePipelinesRequest { files };
@@ -228,7 +226,7 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
             return Ok(exit_code(answer.errors.is_empty()));
         }
         PipelineCommand::Apply(file_args) => {
-            let files = files::read_pipeline_files(&files::pipeline_files(&file_args.paths)?)?;
+            let files = pipeline_files(&file_args.paths)?;
             // Validating here first prints every mistake as `file:line:column: message`, the form
             // editors jump to, without a round trip; the orchestrator validates again and refuses the
             // whole apply if its rules find more.
@@ -400,16 +398,21 @@ async fn print_logs(client: &mut Client, request: pb::GetTaskLogsRequest) -> any
         .await
         .map_err(|status| super::status_error(&status))?
     {
-        let mut stdout = std::io::stdout().lock();
-        if let Err(err) = stdout.write_all(&chunk.data).and_then(|()| stdout.flush()) {
-            // The reader went away (`| head`): stop quietly, as other command-line tools do.
-            if err.kind() == std::io::ErrorKind::BrokenPipe {
-                return Ok(());
-            }
-            return Err(err).context("cannot write the log to stdout");
-        }
+        crate::output::print_bytes(&chunk.data);
     }
     Ok(())
+}
+
+/// The pipeline files under `paths` (files, or directories of `*.yaml`), read into the request's form.
+fn pipeline_files(paths: &[PathBuf]) -> anyhow::Result<Vec<pb::PipelineFile>> {
+    let files = crate::files::read_yaml_files(paths, "pipeline")?;
+    Ok(files
+        .into_iter()
+        .map(|file| pb::PipelineFile {
+            path: file.path,
+            content: file.content,
+        })
+        .collect())
 }
 
 /// A message field the service always sets.

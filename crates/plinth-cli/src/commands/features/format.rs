@@ -137,39 +137,6 @@ fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
     if count == 1 { one } else { many }
 }
 
-/// An aligned table: a header row and the rows, columns separated by two spaces, the last column not
-/// padded. Cells are counted in characters, so names in any script line up.
-pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let columns = headers.len();
-    let mut widths: Vec<usize> = headers
-        .iter()
-        .map(|header| header.chars().count())
-        .collect();
-    for row in rows {
-        for (index, cell) in row.iter().enumerate().take(columns) {
-            widths[index] = widths[index].max(cell.chars().count());
-        }
-    }
-    let render = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut line = String::new();
-        for (index, cell) in cells.enumerate().take(columns) {
-            if index + 1 == columns {
-                line.push_str(cell);
-            } else {
-                let pad = widths[index].saturating_sub(cell.chars().count());
-                line.push_str(cell);
-                line.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        line.trim_end().to_owned()
-    };
-    let mut lines = vec![render(&mut headers.iter().copied())];
-    for row in rows {
-        lines.push(render(&mut row.iter().map(String::as_str)));
-    }
-    lines.join("\n")
-}
-
 /// Tags as `k=v,k=v`, sorted by key.
 pub(crate) fn tags_text(tags: &std::collections::HashMap<String, String>) -> String {
     let mut pairs: Vec<_> = tags.iter().collect();

@@ -1,87 +1,10 @@
-//! The pure parts of `plinth features` arguments: definition files found under paths, `key=value`
-//! tags, `view:feature` references and `--entity` rows turned into the column-major entity map the
-//! feature store takes.
+//! The pure parts of `plinth features` arguments: `key=value` tags, `view:feature` references and
+//! `--entity` rows turned into the column-major entity map the feature store takes.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use plinth_proto::featurestore::v1 as pb;
-
-/// The definition files under `paths`: each file as given, each directory walked (recursively) for
-/// `*.yaml` and `*.yml`, in sorted order, so that the same tree always gives the same request.
-pub(crate) fn definition_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    for path in paths {
-        let metadata = std::fs::metadata(path).with_context(|| {
-            format!(
-                "cannot read {}: check the path (a definition file or a directory of them)",
-                path.display()
-            )
-        })?;
-        if metadata.is_dir() {
-            let mut found = Vec::new();
-            walk(path, &mut found)?;
-            found.sort();
-            if found.is_empty() {
-                bail!(
-                    "{} holds no *.yaml or *.yml file: point at the directory of your definitions",
-                    path.display()
-                );
-            }
-            files.append(&mut found);
-        } else {
-            files.push(path.clone());
-        }
-    }
-    // The same file named twice (a file and its directory) would declare its objects twice.
-    let mut seen = std::collections::HashSet::new();
-    files.retain(|file| seen.insert(file.clone()));
-    Ok(files)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-    for entry in entries {
-        let path = entry
-            .with_context(|| format!("cannot list {}", dir.display()))?
-            .path();
-        let name = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .unwrap_or("");
-        if name.starts_with('.') {
-            // Hidden files and directories (.git, editor swap files) are not definitions.
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, out)?;
-        } else if path
-            .extension()
-            .is_some_and(|ext| ext == "yaml" || ext == "yml")
-        {
-            out.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// Reads the files into the request's `DefinitionFile`s, named as the user wrote their paths (so the
-/// server's `file:line` errors point at something the user can open).
-pub(crate) fn read_definition_files(files: &[PathBuf]) -> anyhow::Result<Vec<pb::DefinitionFile>> {
-    files
-        .iter()
-        .map(|file| {
-            let content = std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read definition file {}", file.display()))?;
-            Ok(pb::DefinitionFile {
-                path: file.display().to_string(),
-                content,
-            })
-        })
-        .collect()
-}
 
 /// Parses a `--tag key=value`.
 pub(crate) fn parse_tag(text: &str) -> Result<(String, String), String> {

@@ -273,24 +273,6 @@ fn plans_without_changes_or_prune_say_so() {
 }
 
 #[test]
-fn tables_align_columns_and_do_not_pad_the_last() {
-    let rows = vec![
-        vec!["entity".to_owned(), "driver".to_owned(), "-".to_owned()],
-        vec![
-            "feature_view".to_owned(),
-            "été".to_owned(),
-            "hourly stats".to_owned(),
-        ],
-    ];
-    assert_eq!(
-        format::table(&["KIND", "NAME", "DESCRIPTION"], &rows),
-        "KIND          NAME    DESCRIPTION\n\
-         entity        driver  -\n\
-         feature_view  été     hourly stats"
-    );
-}
-
-#[test]
 fn online_rows_show_keys_features_and_statuses() {
     let vector = |values: Vec<pb::Value>, statuses: Vec<pb::FieldStatus>| pb::FeatureVector {
         values,
@@ -361,46 +343,6 @@ fn values_print_as_text_and_json() {
         ])),
         "team=risk,tier=1"
     );
-}
-
-#[test]
-fn definition_files_are_walked_sorted_and_yaml_only() {
-    let dir = std::env::temp_dir().join(format!(
-        "plinth-features-files-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("nested")).unwrap();
-    std::fs::create_dir_all(dir.join(".git")).unwrap();
-    for name in [
-        "b.yaml",
-        "a.yml",
-        "notes.md",
-        "nested/c.yaml",
-        ".git/x.yaml",
-        ".hidden.yaml",
-    ] {
-        std::fs::write(dir.join(name), "kind: entity\n").unwrap();
-    }
-    let files = parse::definition_files(&[dir.clone(), dir.join("b.yaml")]).unwrap();
-    let names: Vec<String> = files
-        .iter()
-        .map(|file| {
-            file.strip_prefix(&dir)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    assert_eq!(names, ["a.yml", "b.yaml", "nested/c.yaml"]);
-    let read = parse::read_definition_files(&files).unwrap();
-    assert_eq!(read[0].content, "kind: entity\n");
-    assert!(read[0].path.ends_with("a.yml"));
-    assert!(parse::definition_files(&[dir.join("missing")]).is_err());
-    std::fs::remove_dir_all(dir.join("nested")).unwrap();
-    assert!(parse::definition_files(&[dir.join(".git")]).is_ok());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -11,6 +11,7 @@ use serde_json::{Value as Json, json};
 
 use super::params;
 use crate::commands::format_timestamp;
+use crate::output::{dash, table};
 
 /// The current time, for the durations of what is still running.
 pub(crate) fn now() -> Timestamp {
@@ -78,14 +79,6 @@ fn time_text(time: Option<&Timestamp>) -> String {
     format_timestamp(time).unwrap_or_else(|| "-".to_owned())
 }
 
-fn dash(text: &str) -> String {
-    if text.is_empty() {
-        "-".to_owned()
-    } else {
-        text.to_owned()
-    }
-}
-
 fn plural<'a>(count: usize, one: &'a str, many: &'a str) -> &'a str {
     if count == 1 { one } else { many }
 }
@@ -123,37 +116,6 @@ fn human_millis(millis: i64) -> String {
         millis if millis < DAY => format!("{}h{:02}m", millis / HOUR, millis % HOUR / MINUTE),
         millis => format!("{}d{:02}h", millis / DAY, millis % DAY / HOUR),
     }
-}
-
-/// An aligned table: a header row and the rows, columns separated by two spaces, the last column not
-/// padded. Cells are counted in characters, so names in any script line up.
-pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let columns = headers.len();
-    let mut widths: Vec<usize> = headers
-        .iter()
-        .map(|header| header.chars().count())
-        .collect();
-    for row in rows {
-        for (index, cell) in row.iter().enumerate().take(columns) {
-            widths[index] = widths[index].max(cell.chars().count());
-        }
-    }
-    let render = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut line = String::new();
-        for (index, cell) in cells.enumerate().take(columns) {
-            line.push_str(cell);
-            if index + 1 < columns {
-                let pad = widths[index].saturating_sub(cell.chars().count());
-                line.push_str(&" ".repeat(pad + 2));
-            }
-        }
-        line.trim_end().to_owned()
-    };
-    let mut lines = vec![render(&mut headers.iter().copied())];
-    for row in rows {
-        lines.push(render(&mut row.iter().map(String::as_str)));
-    }
-    lines.join("\n")
 }
 
 /// One validation error as compilers print them: `path:line:column: message`.

@@ -3,7 +3,7 @@ use plinth_proto::orchestrator::v1 as pb;
 use prost_types::Timestamp;
 use serde_json::json;
 
-use super::{PipelineCommand, files, format, local, params, wait};
+use super::{PipelineCommand, format, local, params, wait};
 use crate::commands::{Cli, Command};
 
 fn parse(line: &str) -> Result<Cli, clap::Error> {
@@ -198,47 +198,6 @@ fn params_become_a_struct_and_come_back_unchanged() {
     assert!(
         params::params_struct(vec![("seed".to_owned(), json!(9_007_199_254_740_992u64))]).is_ok()
     );
-}
-
-#[test]
-fn directories_give_their_yaml_files_sorted_and_once() {
-    let dir = std::env::temp_dir().join(format!("plinth-pipeline-files-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("nested")).unwrap();
-    std::fs::create_dir_all(dir.join(".git")).unwrap();
-    for file in [
-        "b.yaml",
-        "a.yml",
-        "notes.txt",
-        "nested/c.yaml",
-        ".git/x.yaml",
-        ".hidden.yaml",
-    ] {
-        std::fs::write(dir.join(file), "name: x\n").unwrap();
-    }
-    let files = files::pipeline_files(&[dir.clone(), dir.join("b.yaml")]).unwrap();
-    assert_eq!(
-        files,
-        vec![
-            dir.join("a.yml"),
-            dir.join("b.yaml"),
-            dir.join("nested/c.yaml")
-        ]
-    );
-    let read = files::read_pipeline_files(&files[..1]).unwrap();
-    assert_eq!(read[0].path, dir.join("a.yml").display().to_string());
-    assert_eq!(read[0].content, "name: x\n");
-
-    let empty = dir.join("nested/empty");
-    std::fs::create_dir_all(&empty).unwrap();
-    let err = files::pipeline_files(std::slice::from_ref(&empty)).unwrap_err();
-    assert!(
-        err.to_string().contains("holds no *.yaml or *.yml file"),
-        "{err}"
-    );
-    let err = files::pipeline_files(&[dir.join("missing.yaml")]).unwrap_err();
-    assert!(err.to_string().contains("check the path"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn file_error(path: &str, line: u32, column: u32, message: &str) -> pb::PipelineFileError {

@@ -8,7 +8,7 @@ use plinth_proto::orchestrator::v1 as pb;
 use tonic::Streaming;
 
 use super::{Client, format, required};
-use crate::output::Output;
+use crate::output::{Output, print_line};
 
 /// How many times in a row the event stream may fail to (re)open before `--wait` gives up.
 const MAX_RECONNECTS: u32 = 30;
@@ -25,11 +25,11 @@ pub(super) async fn run_and_wait(
     let mut events = subscribe(client, request.pipeline.clone(), String::new(), 0).await?;
     let run = required(crate::commands::call(client.run_pipeline(request).await)?.run)?;
     if output == Output::Text {
-        println!("{}", format::started_text(&run));
-        println!(
+        print_line(&format::started_text(&run));
+        print_line(&format!(
             "waiting for it to end (Ctrl-C stops waiting, not the run: plinth pipeline cancel {})",
             run.id
-        );
+        ));
     }
     let mut state = run.state();
     let mut last_sequence = 0;
@@ -44,7 +44,7 @@ pub(super) async fn run_and_wait(
                     continue;
                 }
                 if output == Output::Text {
-                    println!("{}", format::event_text(&event));
+                    print_line(&format::event_text(&event));
                 }
                 if event.task.is_empty() {
                     state = event.run_state();
