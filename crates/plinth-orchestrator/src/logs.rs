@@ -3,6 +3,8 @@
 //! the disk: past the cap, output is counted and dropped. When the attempt ends the spool is stored in
 //! the object store at `<root>/<pipeline>/<run_id>/<task>/<try>.log` and removed. [`LogStore::read`]
 //! serves the spool while the attempt runs here (and follows it to the end), the stored object after.
+//! Spools a killed orchestrator left behind are stored at the next start by
+//! [`LogStore::recover_spools`].
 
 use std::collections::HashMap;
 use std::fmt;
