@@ -1,5 +1,5 @@
-//! Runs every `sh` and `python` block of docs/schema-registry.md and docs/datahub.md, in order, each
-//! guide against its own fresh `plinth up` (the real binary, every port free-picked, its own local
+//! Runs every `sh` and `python` block of docs/schema-registry.md, docs/datahub.md and
+//! docs/orchestrator.md, in order, each guide against its own fresh `plinth up` (the real binary, every port free-picked, its own local
 //! broker), so the user guides never drift from what the platform does.
 
 #![allow(
@@ -29,6 +29,8 @@ struct Platform {
     datahub_http: String,
     /// The local broker's `host:port`.
     kafka: String,
+    /// The orchestrator's gRPC URL.
+    orchestrator_grpc: String,
     dir: TempDir,
 }
 
@@ -104,8 +106,8 @@ fn start_platform(name: &str) -> Platform {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(120);
-    let (mut registry, mut datahub, mut kafka) = (None, None, None);
-    while registry.is_none() || datahub.is_none() || kafka.is_none() {
+    let (mut registry, mut datahub, mut kafka, mut orchestrator) = (None, None, None, None);
+    while registry.is_none() || datahub.is_none() || kafka.is_none() || orchestrator.is_none() {
         assert!(
             Instant::now() < deadline,
             "plinth up did not print its endpoints"
@@ -116,6 +118,8 @@ fn start_platform(name: &str) -> Platform {
             Some("schema-registry") => registry = Some(urls(&line)),
             Some("datahub") => datahub = Some(urls(&line)),
             Some("kafka") => kafka = words.get(1).map(|addr| addr.to_string()),
+            // `orchestrator     gRPC http://ADDR   HTTP http://ADDR  (pipelines; ...)`
+            Some("orchestrator") => orchestrator = urls(&line).into_iter().next(),
             _ => {}
         }
     }
@@ -130,6 +134,7 @@ fn start_platform(name: &str) -> Platform {
         datahub_grpc: datahub[0].clone(),
         datahub_http: host_port(&datahub[1]),
         kafka: kafka.unwrap(),
+        orchestrator_grpc: orchestrator.unwrap(),
         dir: TempDir(dir),
     }
 }
@@ -224,6 +229,7 @@ fn run_guide(guide: &str, platform: &Platform) -> Vec<BlockRun> {
             .env("PATH", &path)
             .env("PLINTH_REGISTRY_URL", &platform.grpc)
             .env("PLINTH_DATAHUB_URL", &platform.datahub_grpc)
+            .env("PLINTH_ORCHESTRATOR_URL", &platform.orchestrator_grpc)
             .output()
             .expect("block runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -357,4 +363,67 @@ fn datahub_guide_runs_as_written() {
         "{outputs}"
     );
     assert!(outputs.contains("'order_id': 10"), "{outputs}");
+}
+
+#[test]
+fn orchestrator_guide_runs_as_written() {
+    let platform = start_platform("orchestrator");
+    let runs = run_guide("orchestrator.md", &platform);
+    assert_eq!(runs.len(), 3, "the first pipeline's blocks");
+    let printed_by = |command: &str| -> &str {
+        &runs
+            .iter()
+            .find(|run| run.body.contains(command))
+            .unwrap_or_else(|| panic!("no block runs `{command}`"))
+            .stdout
+    };
+    // What the guide promises, as printed.
+    let stored = printed_by("plinth pipeline apply hello.yaml");
+    assert!(stored.contains("ok  hello: 2 tasks, on demand"), "{stored}");
+    assert!(stored.contains("created  hello  version 1"), "{stored}");
+
+    let waited = printed_by("--wait");
+    let run_id = waited
+        .strip_prefix("started run ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no run id first: {waited}"));
+    for event in [
+        "greet running (try 1)",
+        "greet succeeded (try 1)",
+        "shout succeeded (try 1)",
+        "run succeeded",
+    ] {
+        assert!(waited.contains(event), "{event}: {waited}");
+    }
+
+    let found = printed_by("plinth pipeline logs");
+    let mut lines = found.lines();
+    assert!(
+        lines.next().unwrap().starts_with("RUN ID"),
+        "the runs table first: {found}"
+    );
+    let row: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        row[..4],
+        [run_id, "hello", "succeeded", "manual"],
+        "{found}"
+    );
+    assert!(
+        found.contains(&format!("run {run_id} of hello (version 1): succeeded")),
+        "status of the run found again: {found}"
+    );
+    let greeting = found
+        .lines()
+        .find(|line| line.starts_with("hello plinth on "))
+        .unwrap_or_else(|| panic!("the greet task's log: {found}"));
+    let date = greeting.trim_start_matches("hello plinth on ");
+    assert!(
+        chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(),
+        "{{{{ ds }}}} is the logical date: {greeting}"
+    );
+    assert!(
+        found.contains("[plinth] starting attempt 1")
+            && found.contains("[plinth] attempt 1 ended: exit code 0"),
+        "{found}"
+    );
 }
