@@ -257,6 +257,15 @@ fn schema_id_of(subject: &str, outputs: &str) -> u64 {
     digits.parse().unwrap()
 }
 
+/// What the block that runs `command` printed.
+fn printed_by<'a>(runs: &'a [BlockRun], command: &str) -> &'a str {
+    &runs
+        .iter()
+        .find(|run| run.body.contains(command))
+        .unwrap_or_else(|| panic!("no block runs `{command}`"))
+        .stdout
+}
+
 #[test]
 fn schema_registry_guide_runs_as_written() {
     let platform = start_platform("schema-registry");
@@ -301,13 +310,7 @@ fn datahub_guide_runs_as_written() {
         runs.len()
     );
     let outputs: String = runs.iter().map(|run| run.stdout.as_str()).collect();
-    let printed_by = |command: &str| -> &str {
-        &runs
-            .iter()
-            .find(|run| run.body.contains(command))
-            .unwrap_or_else(|| panic!("no block runs `{command}`"))
-            .stdout
-    };
+    let printed_by = |command: &str| printed_by(&runs, command);
     let records = |stdout: &str| -> Vec<serde_json::Value> {
         stdout
             .lines()
@@ -370,13 +373,7 @@ fn orchestrator_guide_runs_as_written() {
     let platform = start_platform("orchestrator");
     let runs = run_guide("orchestrator.md", &platform);
     assert_eq!(runs.len(), 3, "the first pipeline's blocks");
-    let printed_by = |command: &str| -> &str {
-        &runs
-            .iter()
-            .find(|run| run.body.contains(command))
-            .unwrap_or_else(|| panic!("no block runs `{command}`"))
-            .stdout
-    };
+    let printed_by = |command: &str| printed_by(&runs, command);
     // What the guide promises, as printed.
     let stored = printed_by("plinth pipeline apply hello.yaml");
     assert!(stored.contains("ok  hello: 2 tasks, on demand"), "{stored}");

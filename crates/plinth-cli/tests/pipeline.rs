@@ -192,6 +192,16 @@ impl Ran {
     }
 }
 
+/// The cells of the table row of `stdout` whose first cell is `first`.
+fn table_row<'a>(stdout: &'a str, first: &str) -> Vec<&'a str> {
+    stdout
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(first))
+        .unwrap_or_else(|| panic!("no row for {first}: {stdout}"))
+        .split_whitespace()
+        .collect()
+}
+
 /// A log without the orchestrator's `[plinth] ...` lines: what the task itself printed.
 fn printed_by_task(log: &str) -> String {
     log.split_inclusive('\n')
@@ -250,15 +260,6 @@ fn run_wait_exits_0_when_the_run_succeeds_and_1_when_it_fails() {
     assert!(succeeded.contains("greet succeeded (try 1)"), "{succeeded}");
     assert!(succeeded.contains("run succeeded"), "{succeeded}");
     assert!(succeeded.contains(r#""who":"plinth""#), "{succeeded}");
-    let table_row = |stdout: &str, task: &str| -> Vec<String> {
-        stdout
-            .lines()
-            .find(|line| line.split_whitespace().next() == Some(task))
-            .unwrap_or_else(|| panic!("no row for {task}: {stdout}"))
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
-    };
     assert_eq!(table_row(&succeeded, "shout")[1..3], ["succeeded", "1"]);
 
     let failed = orchestrator
@@ -327,16 +328,8 @@ tasks:
         header.split_whitespace().collect::<Vec<_>>(),
         ["TASK", "STATE", "TRIES", "DURATION", "REASON"]
     );
-    let row = |task: &str| -> Vec<&str> {
-        status
-            .lines()
-            .find(|line| line.split_whitespace().next() == Some(task))
-            .unwrap_or_else(|| panic!("no row for {task}: {status}"))
-            .split_whitespace()
-            .collect()
-    };
-    assert_eq!(row("flaky")[1..3], ["succeeded", "2"]);
-    assert_eq!(row("steady")[1..3], ["succeeded", "1"]);
+    assert_eq!(table_row(&status, "flaky")[1..3], ["succeeded", "2"]);
+    assert_eq!(table_row(&status, "steady")[1..3], ["succeeded", "1"]);
     let json = orchestrator.json(&["status", run_id]);
     let flaky = json["tasks"]
         .as_array()
@@ -373,7 +366,10 @@ tasks:
         .plinth(&["logs", run_id, "nope"])
         .code(2)
         .stderr;
-    assert!(missing.contains("nope"), "{missing}");
+    assert!(
+        missing.contains(&format!("run {run_id} has no task `nope`")),
+        "{missing}"
+    );
 }
 
 #[test]
