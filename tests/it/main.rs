@@ -10,5 +10,6 @@ mod datahub;
 mod datahub_lake;
 mod feature_store;
 mod feature_store_streaming;
+mod feature_store_tls;
 mod orchestrator;
 mod schema_registry;

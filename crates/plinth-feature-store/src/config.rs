@@ -12,6 +12,8 @@ use plinth_runtime::config::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::online::redis::{ClientIdentity, RedisTls, TlsPart};
+
 /// Default gRPC port (PLATFORM.md); Arrow Flight is served on the same port.
 pub const DEFAULT_GRPC_PORT: u16 = 7003;
 /// Default HTTP port: Feast's `/get-online-features` and `/push`, plus `/metrics`, `/healthz`, `/readyz`.
@@ -146,8 +148,17 @@ pub enum OnlineStoreKind {
 pub struct OnlineConfig {
     /// Which store.
     pub store: OnlineStoreKind,
-    /// Redis: `redis://[user:password@]host:6379/0` (credentials in the URL, from a secret).
+    /// Redis: `redis://[user:password@]host:6379/0`, or `rediss://...` for TLS (credentials in the
+    /// URL, from a secret).
     pub redis_url: String,
+    /// With `rediss://`: a PEM bundle of the CAs that sign Redis's certificate (a private CA). Unset:
+    /// the system roots.
+    pub redis_ca_cert: Option<PathBuf>,
+    /// With `rediss://`: a PEM client certificate chain, for a Redis that requires client
+    /// certificates (`tls-auth-clients yes`). Set together with `redis_client_key`.
+    pub redis_client_cert: Option<PathBuf>,
+    /// With `rediss://`: the PEM private key of `redis_client_cert`.
+    pub redis_client_key: Option<PathBuf>,
     /// Embedded: the SQLite database URL.
     pub embedded_url: String,
     /// Prefix of every key (Redis) so several projects can share one Redis.
@@ -162,6 +173,9 @@ impl Default for OnlineConfig {
         Self {
             store: OnlineStoreKind::Embedded,
             redis_url: "redis://127.0.0.1:6379/0".to_owned(),
+            redis_ca_cert: None,
+            redis_client_cert: None,
+            redis_client_key: None,
             embedded_url: "sqlite://feature-store-online.db?mode=rwc".to_owned(),
             key_prefix: "plinth".to_owned(),
             timeout: Duration::from_secs(2),
@@ -169,22 +183,113 @@ impl Default for OnlineConfig {
     }
 }
 
+impl OnlineConfig {
+    /// `redis_url` parsed and checked: `redis://` or `rediss://`, without a fragment.
+    pub fn redis_url(&self) -> Result<Url, ConfigError> {
+        let url = Url::parse(&self.redis_url).map_err(|err| {
+            invalid(
+                "online.redis_url",
+                format!("is not a URL ({err}); use redis://host:6379/0, or rediss:// for TLS"),
+            )
+        })?;
+        if !matches!(url.scheme(), "redis" | "rediss") {
+            return Err(invalid(
+                "online.redis_url",
+                "must start with redis:// or, for TLS, rediss://",
+            ));
+        }
+        if url.fragment().is_some() {
+            return Err(invalid(
+                "online.redis_url",
+                "must not have a #fragment: certificates are always verified (#insecure is not \
+                 supported); set online.redis_ca_cert to trust a private CA",
+            ));
+        }
+        Ok(url)
+    }
+
+    /// The TLS material for Redis, read from `redis_ca_cert`, `redis_client_cert` and
+    /// `redis_client_key` and checked as the connection will use it. Errors name the key at fault.
+    pub fn redis_tls(&self) -> Result<RedisTls, ConfigError> {
+        let any_set = self.redis_ca_cert.is_some()
+            || self.redis_client_cert.is_some()
+            || self.redis_client_key.is_some();
+        if !any_set {
+            return Ok(RedisTls::default());
+        }
+        if !self.redis_url.starts_with("rediss://") {
+            let key = if self.redis_ca_cert.is_some() {
+                "online.redis_ca_cert"
+            } else {
+                "online.redis_client_cert"
+            };
+            return Err(invalid(
+                key,
+                "is set, but online.redis_url is not rediss://: use a rediss:// URL for TLS, or \
+                 remove the TLS keys",
+            ));
+        }
+        let client_identity = match (&self.redis_client_cert, &self.redis_client_key) {
+            (Some(cert_path), Some(key_path)) => Some(ClientIdentity {
+                cert_chain: read_pem("online.redis_client_cert", cert_path)?,
+                key: read_pem("online.redis_client_key", key_path)?,
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "online.redis_client_key",
+                    "is missing: online.redis_client_cert needs the key of the certificate",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "online.redis_client_cert",
+                    "is missing: online.redis_client_key needs the certificate it belongs to",
+                ));
+            }
+        };
+        let tls = RedisTls {
+            ca_cert: self
+                .redis_ca_cert
+                .as_deref()
+                .map(|path| read_pem("online.redis_ca_cert", path))
+                .transpose()?,
+            client_identity,
+        };
+        tls.check().map_err(|err| {
+            let (key, path) = match err.part {
+                TlsPart::CaCert => ("online.redis_ca_cert", &self.redis_ca_cert),
+                TlsPart::ClientCert => ("online.redis_client_cert", &self.redis_client_cert),
+                TlsPart::ClientKey => ("online.redis_client_key", &self.redis_client_key),
+            };
+            let shown = path
+                .as_deref()
+                .map_or_else(String::new, |path| format!("{} ", path.display()));
+            invalid(key, format!("{shown}{}", err.reason))
+        })?;
+        Ok(tls)
+    }
+}
+
+/// Reads a PEM file named by `key`.
+fn read_pem(key: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|err| {
+        invalid(
+            key,
+            format!(
+                "cannot read {}: {err}; check the path and its permissions",
+                path.display()
+            ),
+        )
+    })
+}
+
 impl Validate for OnlineConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         match self.store {
             OnlineStoreKind::Redis => {
-                let url = Url::parse(&self.redis_url).map_err(|err| {
-                    invalid(
-                        "online.redis_url",
-                        format!("is not a URL ({err}); use redis://host:6379/0"),
-                    )
-                })?;
-                if url.scheme() != "redis" {
-                    return Err(invalid(
-                        "online.redis_url",
-                        "must start with redis:// (TLS to Redis, rediss://, is not supported yet; use a TLS sidecar)",
-                    ));
-                }
+                self.redis_url()?;
+                self.redis_tls()?;
             }
             OnlineStoreKind::Embedded => {
                 if !self.embedded_url.starts_with("sqlite:") {

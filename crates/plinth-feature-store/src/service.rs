@@ -107,10 +107,10 @@ pub async fn bind(config: &Config) -> Result<BoundFeatureStore, StartError> {
     let online: Arc<dyn OnlineStore> = match config.online.store {
         OnlineStoreKind::Redis => Arc::new(crate::online::redis::RedisStore::new(
             &crate::online::redis::RedisConfig {
-                url: url::Url::parse(&config.online.redis_url)
-                    .map_err(|err| StartError::Setup(format!("online.redis_url: {err}")))?,
+                url: config.online.redis_url()?,
                 prefix: config.online.key_prefix.clone(),
                 timeout: config.online.timeout,
+                tls: config.online.redis_tls()?,
             },
         )?),
         OnlineStoreKind::Embedded => Arc::new(

@@ -13,6 +13,9 @@
 //! A [`ConnectionManager`] reconnects after Redis restarts; every call is also bounded by
 //! [`RedisConfig::timeout`], so a dead or unreachable Redis answers [`OnlineError::Unavailable`]
 //! instead of hanging.
+//!
+//! A `rediss://` URL connects over TLS (rustls); [`RedisConfig::tls`] may name a private CA and a
+//! client certificate ([`tls`]).
 
 use std::fmt;
 use std::future::Future;
@@ -22,9 +25,12 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, Script};
 use async_trait::async_trait;
 
+pub use self::tls::{ClientIdentity, RedisTls, TlsMaterialError, TlsPart};
 use super::{OnlineError, OnlineStore, WriteOutcome};
 use crate::domain::entity_key::EntityKey;
 use crate::domain::online_row::{self, HEADER_LEN, OnlineRow};
+
+pub mod tls;
 
 /// Rows per write pipeline: large enough to amortize round trips, small enough to keep one pipeline
 /// from holding Redis for long.
@@ -58,12 +64,15 @@ return 1
 /// Where the Redis online store is and how long a call may take.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]`. TLS (`rediss://`) is not built in.
+    /// `redis://[user:password@]host:port[/db]`, or `rediss://...` for TLS.
     pub url: url::Url,
     /// Prefix of every key, usually the project name, so projects and tests do not collide.
     pub prefix: String,
     /// Upper bound of one call (connecting included); past it the call fails as unavailable.
     pub timeout: Duration,
+    /// With a `rediss://` URL: the CA to trust and a client certificate; empty trusts the system
+    /// roots. Must be empty with `redis://`.
+    pub tls: RedisTls,
 }
 
 impl RedisConfig {
@@ -73,6 +82,7 @@ impl RedisConfig {
             url,
             prefix: prefix.into(),
             timeout: Duration::from_secs(2),
+            tls: RedisTls::default(),
         }
     }
 }
@@ -84,6 +94,8 @@ pub struct RedisStore {
     prefix: Vec<u8>,
     timeout: Duration,
     script: Script,
+    /// Whether the URL is `rediss://`, so that errors can say what to check.
+    uses_tls: bool,
 }
 
 impl fmt::Debug for RedisStore {
@@ -98,12 +110,10 @@ impl fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// A store for `config`. It connects lazily and reconnects by itself, so Redis need not be up
-    /// yet: [`OnlineStore::ping`] says when it is. Fails only on a URL the client refuses.
+    /// yet: [`OnlineStore::ping`] says when it is. Fails only on a URL or TLS material the client
+    /// refuses.
     pub fn new(config: &RedisConfig) -> Result<Self, OnlineError> {
-        let client = Client::open(config.url.as_str()).map_err(|err| OnlineError::Backend {
-            backend: BACKEND,
-            cause: format!("invalid Redis URL `{}`: {err}", config.url),
-        })?;
+        let client = open_client(config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.timeout))
             .set_response_timeout(Some(config.timeout))
@@ -126,6 +136,7 @@ impl RedisStore {
             prefix,
             timeout: config.timeout,
             script: Script::new(CONDITIONAL_WRITE),
+            uses_tls: config.url.scheme() == "rediss",
         })
     }
 
@@ -145,7 +156,7 @@ impl RedisStore {
     ) -> Result<T, OnlineError> {
         match tokio::time::timeout(self.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(map_error(what, &err)),
+            Ok(Err(err)) => Err(map_error(what, &err, self.uses_tls)),
             Err(_) => Err(OnlineError::Unavailable {
                 backend: BACKEND,
                 cause: format!("{what} got no answer within {:?}", self.timeout),
@@ -327,9 +338,46 @@ impl OnlineStore for RedisStore {
     }
 }
 
+/// The client for `config.url`: TLS with `rediss://`, from [`RedisConfig::tls`] when it is set.
+fn open_client(config: &RedisConfig) -> Result<Client, OnlineError> {
+    let invalid = |err: RedisError| OnlineError::Backend {
+        backend: BACKEND,
+        cause: format!("invalid Redis URL `{}`: {err}", redacted(&config.url)),
+    };
+    match config.url.scheme() {
+        "rediss" => {
+            tls::install_crypto_provider();
+            if config.tls.is_empty() {
+                Client::open(config.url.as_str()).map_err(invalid)
+            } else {
+                Client::build_with_tls(config.url.as_str(), config.tls.certificates())
+                    .map_err(invalid)
+            }
+        }
+        _ if !config.tls.is_empty() => Err(OnlineError::Backend {
+            backend: BACKEND,
+            cause: format!(
+                "a CA or client certificate is set for `{}`, which is not TLS; use a rediss:// URL",
+                redacted(&config.url)
+            ),
+        }),
+        _ => Client::open(config.url.as_str()).map_err(invalid),
+    }
+}
+
+/// `url` without its password, for messages.
+fn redacted(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
+}
+
 /// Connection trouble and a Redis that is loading, failing over or busy are `Unavailable` (retry
-/// later); anything else is a `Backend` error.
-fn map_error(what: &str, err: &RedisError) -> OnlineError {
+/// later); anything else is a `Backend` error. Connection trouble that points at a TLS setting gets
+/// a hint naming it.
+fn map_error(what: &str, err: &RedisError, uses_tls: bool) -> OnlineError {
     use ::redis::{ErrorKind, ServerErrorKind};
     let unavailable = err.is_io_error()
         || err.is_timeout()
@@ -345,7 +393,11 @@ fn map_error(what: &str, err: &RedisError) -> OnlineError {
                     | ServerErrorKind::ReadOnly
             )
         );
-    let cause = format!("{what} failed: {err}");
+    let mut cause = format!("{what} failed: {err}");
+    if unavailable && let Some(hint) = tls_hint(err, uses_tls) {
+        cause.push_str("; ");
+        cause.push_str(hint);
+    }
     if unavailable {
         OnlineError::Unavailable {
             backend: BACKEND,
@@ -357,4 +409,57 @@ fn map_error(what: &str, err: &RedisError) -> OnlineError {
             cause,
         }
     }
+}
+
+/// What to check when `err` looks like a TLS setting that does not match the Redis server.
+fn tls_hint(err: &RedisError, uses_tls: bool) -> Option<&'static str> {
+    if !uses_tls {
+        // A TLS-only port closes the connection on the first plain-text command; a refused or
+        // timed-out connection is a Redis that is down, not a TLS mismatch.
+        let closed =
+            err.is_connection_dropped() && !err.is_connection_refusal() && !err.is_timeout();
+        return closed.then_some(
+            "if this Redis serves TLS, use a rediss:// URL (and online.redis_ca_cert for a private CA)",
+        );
+    }
+    match rustls_error(err)? {
+        rustls::Error::InvalidCertificate(_) => Some(
+            "Redis's certificate is not trusted: set online.redis_ca_cert to the PEM of the CA that \
+             signed it, and connect by a host name or IP address the certificate holds",
+        ),
+        _ => Some(
+            "the TLS handshake failed: check that Redis serves TLS on this port, and if it requires \
+             client certificates, set online.redis_client_cert and online.redis_client_key",
+        ),
+    }
+}
+
+/// The rustls error under `err`, if the failure was one. The redis crate keeps an I/O error as an
+/// `Arc<dyn Error>` and `io::Error::source` skips the error it wraps, so each link is unwrapped by
+/// hand.
+fn rustls_error(err: &RedisError) -> Option<&rustls::Error> {
+    fn unwrap_link<'error>(
+        link: &'error (dyn std::error::Error + 'static),
+    ) -> Option<&'error rustls::Error> {
+        if let Some(tls) = link.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(io) = link.downcast_ref::<std::io::Error>() {
+            return io.get_ref().and_then(|inner| unwrap_link(inner));
+        }
+        if let Some(shared) =
+            link.downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()
+        {
+            return unwrap_link(shared.as_ref());
+        }
+        None
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(tls) = unwrap_link(current) {
+            return Some(tls);
+        }
+        source = current.source();
+    }
+    None
 }
