@@ -359,7 +359,10 @@ impl Engine {
     ) {
         let key = attempt_key(&run, &task.task, task.try_number);
         let mut outcome = None;
+        // Only an executor whose attempts outlive their orchestrator has anything to follow; for the
+        // others the attempt is lost (its log, up to the kill, was stored from the spool at start).
         if let Some(definition) = pipeline.task(&task.task)
+            && self.parts.executor.reattaches()
             && !executor_ref.is_empty()
             && matches!(
                 definition.kind,

@@ -127,6 +127,12 @@ pub trait Executor: fmt::Debug + Send + Sync {
     /// [`Outcome::NotStarted`].
     async fn run(&self, launch: Launch, control: AttemptControl) -> Outcome;
 
+    /// Whether attempts outlive the orchestrator that started them, so [`Executor::reattach`] can follow
+    /// them (Kubernetes Jobs do; local processes die with their orchestrator).
+    fn reattaches(&self) -> bool {
+        false
+    }
+
     /// After an orchestrator restart: reattaches to an attempt started earlier (`executor_ref` as
     /// reported then) and waits for its end, or answers `None` when it cannot be found or followed
     /// (a local process dies with the orchestrator that started it).

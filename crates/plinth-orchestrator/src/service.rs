@@ -159,6 +159,15 @@ pub async fn bind(config: &Config) -> Result<BoundOrchestrator, StartError> {
         config.logs.max_bytes,
     )
     .map_err(|err| setup("logs")(err.to_string()))?;
+    // Logs of attempts a killed orchestrator left in the spool are stored before anything runs.
+    match logs.recover_spools().await {
+        Ok(0) => {}
+        Ok(count) => tracing::info!(
+            count,
+            "stored the logs of attempts left by a stopped orchestrator"
+        ),
+        Err(err) => tracing::warn!(error = %err, "cannot recover the log spool"),
+    }
     let lake = StorageRoot::new(
         Arc::new(Locations::new(config.lake.options.clone())),
         config.lake.root.clone(),

@@ -165,6 +165,10 @@ fn remaining_deadline(job: &Job, timeout: Option<Duration>) -> Option<Instant> {
 
 #[async_trait]
 impl Executor for KubernetesExecutor {
+    fn reattaches(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "kubernetes"
     }

@@ -118,7 +118,12 @@ impl LogStore {
             .map_err(|err| spool_error(io::Error::new(io::ErrorKind::InvalidData, err)))?;
         let location = self.shared.location()?;
         let object = location.path(&attempt.relative_path());
-        if location.store.head(&object).await.is_ok() {
+        // A log stored whole (a reattached attempt's) wins; one cut short by the kill (an upload the
+        // dying runtime abandoned) is replaced by the spool.
+        let spooled = file.metadata().map_err(spool_error)?.len();
+        if let Ok(meta) = location.store.head(&object).await
+            && meta.size >= spooled
+        {
             remove_spool(spool);
             return Ok(false);
         }

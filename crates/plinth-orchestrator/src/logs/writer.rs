@@ -158,10 +158,23 @@ pub(super) async fn upload_spool(
             path: path.to_owned(),
             source,
         })?;
+    // The spool's length now; a copy that reads less (a runtime shutting down fails its file reads) is
+    // not stored, so the spool stays for the next start's recovery instead of an empty log.
+    let expected = std::fs::metadata(path).map_or(0, |meta| meta.len());
     let mut upload = BufWriter::new(Arc::clone(&location.store), location.path(&relative));
-    if let Err(err) = tokio::io::copy(&mut spool, &mut upload).await {
-        let _ = upload.abort().await;
-        return Err(store_error(err));
+    match tokio::io::copy(&mut spool, &mut upload).await {
+        Ok(copied) if copied >= expected => {}
+        Ok(copied) => {
+            let _ = upload.abort().await;
+            return Err(store_error(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("read {copied} of the spool's {expected} bytes"),
+            )));
+        }
+        Err(err) => {
+            let _ = upload.abort().await;
+            return Err(store_error(err));
+        }
     }
     upload.shutdown().await.map_err(store_error)
 }
