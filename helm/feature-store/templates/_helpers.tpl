@@ -114,6 +114,23 @@ more than one pod (replicaCount or an HPA) with it.
 {{- end }}
 {{- end }}
 
+{{/* Whether the pod mounts TLS material for Redis at /etc/plinth/redis (a CA, a client certificate). */}}
+{{- define "featurestore.redisTls" -}}
+{{- $tls := .Values.online.redis.tls }}
+{{- if and (include "featurestore.redis" .) (or $tls.ca.existingSecret $tls.clientCert.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/*
+TLS material for Redis needs a rediss:// URL; the service refuses it with redis:// at start. Checked here
+when the URL is given inline (a URL in an existing Secret is only seen by the service).
+*/}}
+{{- define "featurestore.checkRedisTls" -}}
+{{- $redis := .Values.online.redis }}
+{{- if and (include "featurestore.redisTls" .) (not $redis.existingSecret) (not (hasPrefix "rediss://" $redis.url)) }}
+{{- fail "online.redis.tls is set, but online.redis.url is not rediss://: use a rediss:// URL to reach Redis over TLS, or clear online.redis.tls.ca.existingSecret and online.redis.tls.clientCert.existingSecret" }}
+{{- end }}
+{{- end }}
+
 {{/* The data hub's gRPC URL: the value, or the datahub chart's Service of this release. */}}
 {{- define "featurestore.datahubUrl" -}}
 {{- if .Values.datahub.url }}
