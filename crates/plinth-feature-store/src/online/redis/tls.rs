@@ -3,7 +3,7 @@
 //!
 //! The redis crate builds its rustls client from the process-wide crypto provider. Our build links
 //! rustls with both `ring` (ours) and `aws-lc-rs` (object_store's HTTP client), so rustls cannot pick
-//! one by itself and would panic on the first connection: [`install_crypto_provider`] installs `ring`
+//! one by itself and would panic on the first connection: `install_crypto_provider` installs `ring`
 //! when no provider is installed yet.
 
 use std::fmt;
