@@ -13,8 +13,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMicrosecondArray};
-use arrow::compute::{cast, filter_record_batch};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, Scalar, TimestampMicrosecondArray};
+use arrow::compute::kernels::cmp::{gt_eq, lt_eq};
+use arrow::compute::{and, cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -317,15 +318,25 @@ fn keep_window(batch: &RecordBatch, window: &EventWindow) -> Result<RecordBatch,
             window.column
         )));
     };
-    let keep: BooleanArray = times
-        .iter()
-        .map(|time| {
-            Some(time.is_some_and(|time| {
-                window.start.is_none_or(|start| time >= start)
-                    && window.end.is_none_or(|end| time <= end)
-            }))
-        })
-        .collect();
+    // Comparison kernels over the values; a null time stays null in the mask, and is dropped.
+    let zone = times.timezone().map(Arc::<str>::from);
+    let at = |micros: i64| {
+        Scalar::new(TimestampMicrosecondArray::from(vec![micros]).with_timezone_opt(zone.clone()))
+    };
+    let keep = match (window.start, window.end) {
+        (Some(start), Some(end)) => and(&gt_eq(times, &at(start))?, &lt_eq(times, &at(end))?)?,
+        (Some(start), None) => gt_eq(times, &at(start))?,
+        (None, Some(end)) => lt_eq(times, &at(end))?,
+        (None, None) => BooleanArray::new(
+            arrow::buffer::BooleanBuffer::new_set(times.len()),
+            times.nulls().cloned(),
+        ),
+    };
+    let keep = if keep.null_count() > 0 {
+        arrow::compute::prep_null_mask_filter(&keep)
+    } else {
+        keep
+    };
     if keep.true_count() == batch.num_rows() {
         return Ok(batch.clone());
     }

@@ -22,7 +22,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, RecordBatch, UInt64Array};
+use arrow::array::{Array, ArrayRef, RecordBatch, UInt64Array};
 use arrow::compute::{concat_batches, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use futures::stream::BoxStream;
@@ -269,9 +269,11 @@ struct EntityStats {
     latest: Option<i64>,
 }
 
-/// A pass's entity input: the entity rows themselves, or the previous pass's output files.
+/// A pass's entity input: the entity rows themselves, the previous pass's output in memory (when that
+/// pass had one partition), or its output files.
 enum PassInput {
     Entities(BatchStream),
+    InMemory(Vec<RecordBatch>),
     Spilled(Vec<SpilledPartition>),
 }
 
@@ -316,6 +318,49 @@ impl Job<'_> {
                 .iter()
                 .map(|key| schema.index_of(&key.name))
                 .collect::<Result<Vec<_>, _>>()?;
+            let (feature_columns, feature_schema) = feature_read(view);
+            let last = view_idx + 1 == self.plan.views.len();
+            let next_schema = with_features(&schema, view);
+            let task = PartitionJoin {
+                entity_schema: Arc::clone(&schema),
+                feature_schema: Arc::clone(&feature_schema),
+                output_schema: Arc::clone(&next_schema),
+                key_positions: key_positions.clone(),
+                timestamp_position: schema.index_of(&self.plan.entity_timestamp_column)?,
+                n_keys: view.join_keys.len(),
+                has_created: view.created_column.is_some(),
+                options: JoinOptions {
+                    ttl: view.ttl,
+                    filter_by_created_timestamp: self.plan.filter_by_created_timestamp,
+                },
+            };
+            if n_partitions == 1 {
+                // Both sides fit in memory: join them there, without a round trip through files.
+                let entity = self.entities_in_memory(input, &schema, &mut stats).await?;
+                let features = self
+                    .features_in_memory(view, files, feature_columns, stats)
+                    .await?;
+                let joined =
+                    tokio::task::spawn_blocking(move || task.run_batches(&entity, &features))
+                        .await
+                        .map_err(|err| {
+                            OfflineError::Arrow(format!("the in-memory join failed: {err}"))
+                        })??;
+                input_bytes = 0;
+                input = PassInput::InMemory(Vec::new());
+                if last {
+                    if stats.rows <= self.context.max_rows_to_reorder as u64 {
+                        collected.push(joined);
+                    } else {
+                        emitted += self.emit(output, &joined).await?;
+                    }
+                } else {
+                    input_bytes = joined.get_array_memory_size() as u64;
+                    input = PassInput::InMemory(vec![joined]);
+                }
+                schema = next_schema;
+                continue;
+            }
             let mut entity_writer = PartitionWriter::new(
                 &scratch,
                 &format!("entities-{view_idx}"),
@@ -326,6 +371,14 @@ impl Job<'_> {
                 PassInput::Entities(stream) => {
                     self.spill_entities(stream, &key_positions, &mut entity_writer, &mut stats)
                         .await?;
+                }
+                PassInput::InMemory(batches) => {
+                    for batch in batches {
+                        let keys = columns_at(&batch, &key_positions);
+                        let partitions =
+                            spill::key_partitions(&keys, batch.num_rows(), n_partitions)?;
+                        entity_writer.write(&batch, &partitions)?;
+                    }
                 }
                 PassInput::Spilled(parts) => {
                     for part in parts.iter().filter_map(|part| part.path.as_ref()) {
@@ -341,12 +394,18 @@ impl Job<'_> {
                 }
             }
             let entity_parts = entity_writer.finish()?;
-            let (feature_schema, feature_parts) = self
-                .spill_features(&scratch, view, view_idx, files, n_partitions, stats)
+            let feature_parts = self
+                .spill_features(
+                    &scratch,
+                    view,
+                    view_idx,
+                    files,
+                    (feature_columns, feature_schema),
+                    n_partitions,
+                    stats,
+                )
                 .await?;
 
-            let last = view_idx + 1 == self.plan.views.len();
-            let next_schema = with_features(&schema, view);
             let mut next_writer = (!last).then(|| {
                 PartitionWriter::new(
                     &scratch,
@@ -355,26 +414,13 @@ impl Job<'_> {
                     Arc::clone(&next_schema),
                 )
             });
-            let options = JoinOptions {
-                ttl: view.ttl,
-                filter_by_created_timestamp: self.plan.filter_by_created_timestamp,
-            };
             for (partition, (entity_part, feature_part)) in
                 entity_parts.into_iter().zip(feature_parts).enumerate()
             {
                 if entity_part.rows == 0 {
                     continue;
                 }
-                let task = PartitionJoin {
-                    entity_schema: Arc::clone(&schema),
-                    feature_schema: Arc::clone(&feature_schema),
-                    output_schema: Arc::clone(&next_schema),
-                    key_positions: key_positions.clone(),
-                    timestamp_position: schema.index_of(&self.plan.entity_timestamp_column)?,
-                    n_keys: view.join_keys.len(),
-                    has_created: view.created_column.is_some(),
-                    options,
-                };
+                let task = task.clone();
                 let joined =
                     tokio::task::spawn_blocking(move || task.run(&entity_part, &feature_part))
                         .await
@@ -412,12 +458,27 @@ impl Job<'_> {
         }
         let in_input_order = stats.rows <= self.context.max_rows_to_reorder as u64;
         if !collected.is_empty() {
-            let all = concat_batches(&schema, &collected)?;
+            let all = match collected.pop() {
+                Some(only) if collected.is_empty() => only,
+                Some(last) => {
+                    collected.push(last);
+                    concat_batches(&schema, &collected)?
+                }
+                None => RecordBatch::new_empty(Arc::clone(&schema)),
+            };
             drop(collected);
             let row_index = all.column(schema.index_of(ROW_INDEX_COLUMN)?);
-            let order = sort_to_indices(row_index, None, None)?;
-            let sorted = take_record_batch(&all, &order)?;
-            drop(all);
+            let in_order = row_index
+                .as_any()
+                .downcast_ref::<UInt64Array>()
+                .is_some_and(|index| index.values().is_sorted());
+            let sorted = if in_order {
+                // One in-memory pass keeps the entity rows' order: nothing to sort back.
+                all
+            } else {
+                let order = sort_to_indices(row_index, None, None)?;
+                take_record_batch(&all, &order)?
+            };
             emitted += self.emit(output, &sorted).await?;
         }
         if emitted == 0
@@ -436,6 +497,63 @@ impl Job<'_> {
         })
     }
 
+    /// Checks an entity batch's schema, records its time range and adds the row index; `None` for an
+    /// empty batch.
+    fn index_entities(
+        &self,
+        batch: &RecordBatch,
+        indexed_schema: &SchemaRef,
+        stats: &mut EntityStats,
+    ) -> Result<Option<RecordBatch>, OfflineError> {
+        if batch.num_rows() == 0 {
+            return Ok(None);
+        }
+        if batch.schema().fields() != self.entity_schema.fields() {
+            return Err(OfflineError::EntityColumnType {
+                column: "(all)".to_owned(),
+                found: DataType::Struct(batch.schema().fields().clone()),
+                expected: format!(
+                    "the columns of the first entity batch: {:?}",
+                    self.entity_schema.fields()
+                ),
+            });
+        }
+        let timestamps = timestamps_micros(
+            &self.plan.entity_timestamp_column,
+            batch.column(
+                self.entity_schema
+                    .index_of(&self.plan.entity_timestamp_column)?,
+            ),
+        )?;
+        let valid = timestamps.len() - timestamps.null_count();
+        if valid > 0 {
+            let (earliest, latest) = if timestamps.null_count() == 0 {
+                let values = timestamps.values();
+                (values.iter().copied().min(), values.iter().copied().max())
+            } else {
+                (
+                    timestamps.iter().flatten().min(),
+                    timestamps.iter().flatten().max(),
+                )
+            };
+            if let (Some(earliest), Some(latest)) = (earliest, latest) {
+                stats.earliest = Some(stats.earliest.map_or(earliest, |seen| seen.min(earliest)));
+                stats.latest = Some(stats.latest.map_or(latest, |seen| seen.max(latest)));
+            }
+        }
+        let n_rows = batch.num_rows() as u64;
+        let row_index: ArrayRef = Arc::new(UInt64Array::from_iter_values(
+            stats.rows..stats.rows + n_rows,
+        ));
+        stats.rows += n_rows;
+        let mut columns = batch.columns().to_vec();
+        columns.push(row_index);
+        Ok(Some(RecordBatch::try_new(
+            Arc::clone(indexed_schema),
+            columns,
+        )?))
+    }
+
     /// Adds the row index to the entity rows, checks their schema, records their time range, and
     /// partitions them by the key columns at `key_positions`.
     async fn spill_entities(
@@ -446,39 +564,11 @@ impl Job<'_> {
         stats: &mut EntityStats,
     ) -> Result<(), OfflineError> {
         let n_partitions = writer.partitions();
+        let schema = Arc::clone(writer.schema());
         while let Some(batch) = stream.try_next().await? {
-            if batch.num_rows() == 0 {
+            let Some(batch) = self.index_entities(&batch, &schema, stats)? else {
                 continue;
-            }
-            if batch.schema().fields() != self.entity_schema.fields() {
-                return Err(OfflineError::EntityColumnType {
-                    column: "(all)".to_owned(),
-                    found: DataType::Struct(batch.schema().fields().clone()),
-                    expected: format!(
-                        "the columns of the first entity batch: {:?}",
-                        self.entity_schema.fields()
-                    ),
-                });
-            }
-            let timestamps = timestamps_micros(
-                &self.plan.entity_timestamp_column,
-                batch.column(
-                    self.entity_schema
-                        .index_of(&self.plan.entity_timestamp_column)?,
-                ),
-            )?;
-            for time in timestamps.iter().flatten() {
-                stats.earliest = Some(stats.earliest.map_or(time, |earliest| earliest.min(time)));
-                stats.latest = Some(stats.latest.map_or(time, |latest| latest.max(time)));
-            }
-            let n_rows = batch.num_rows() as u64;
-            let row_index: ArrayRef = Arc::new(UInt64Array::from_iter_values(
-                stats.rows..stats.rows + n_rows,
-            ));
-            stats.rows += n_rows;
-            let mut columns = batch.columns().to_vec();
-            columns.push(row_index);
-            let batch = RecordBatch::try_new(Arc::clone(writer.schema()), columns)?;
+            };
             let keys = columns_at(&batch, key_positions);
             let partitions = spill::key_partitions(&keys, batch.num_rows(), n_partitions)?;
             writer.write(&batch, &partitions)?;
@@ -486,67 +576,76 @@ impl Job<'_> {
         Ok(())
     }
 
-    /// Reads the view's rows that can match an entity row and partitions them by key. The read columns
-    /// are the keys, the event time, the created time (if any), then the features.
+    /// A pass's entity rows as one batch of `schema` (with the row index).
+    async fn entities_in_memory(
+        &self,
+        input: PassInput,
+        schema: &SchemaRef,
+        stats: &mut EntityStats,
+    ) -> Result<RecordBatch, OfflineError> {
+        let batches = match input {
+            PassInput::Entities(mut stream) => {
+                let mut batches = Vec::new();
+                while let Some(batch) = stream.try_next().await? {
+                    batches.extend(self.index_entities(&batch, schema, stats)?);
+                }
+                batches
+            }
+            PassInput::InMemory(batches) => batches,
+            PassInput::Spilled(parts) => {
+                let mut batches = Vec::new();
+                for part in parts.iter().filter_map(|part| part.path.as_ref()) {
+                    batches.extend(spill::read_batches(part)?);
+                    let _ = std::fs::remove_file(part);
+                }
+                batches
+            }
+        };
+        one_batch(schema, batches)
+    }
+
+    /// The view's rows that can match an entity row, as one batch of the read columns.
+    async fn features_in_memory(
+        &self,
+        view: &ViewPlan,
+        files: reader::SourceFiles,
+        columns: Vec<ReadColumn>,
+        stats: EntityStats,
+    ) -> Result<RecordBatch, OfflineError> {
+        let schema = read_schema(&columns);
+        let Some(window) = feature_window(view, stats) else {
+            return Ok(RecordBatch::new_empty(schema));
+        };
+        let batches: Vec<RecordBatch> =
+            reader::read_batches(files, Some(columns), Some(window), self.context.batch_rows)
+                .try_collect()
+                .await?;
+        one_batch(&schema, batches)
+    }
+
+    /// Reads the view's rows that can match an entity row and partitions them by key.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, all of a pass's state"
+    )]
     async fn spill_features(
         &self,
         scratch: &ScratchDir,
         view: &ViewPlan,
         view_idx: usize,
         files: reader::SourceFiles,
+        (columns, schema): (Vec<ReadColumn>, SchemaRef),
         n_partitions: usize,
         stats: EntityStats,
-    ) -> Result<(SchemaRef, Vec<SpilledPartition>), OfflineError> {
-        let mut columns: Vec<ReadColumn> = view
-            .join_keys
-            .iter()
-            .zip(&view.key_columns)
-            .map(|(key, column)| ReadColumn {
-                name: column.clone(),
-                data_type: arrow_type(key.value_type),
-                required: true,
-            })
-            .collect();
-        columns.push(ReadColumn {
-            name: view.timestamp_column.clone(),
-            data_type: utc_micros_type(),
-            required: true,
-        });
-        if let Some(created) = &view.created_column {
-            columns.push(ReadColumn {
-                name: created.clone(),
-                data_type: utc_micros_type(),
-                required: false,
-            });
-        }
-        for feature in &view.features {
-            columns.push(ReadColumn {
-                name: feature.source_column.clone(),
-                data_type: arrow_type(feature.value_type),
-                required: false,
-            });
-        }
-        let schema = Arc::new(Schema::new(
-            columns
-                .iter()
-                .map(|column| Field::new(&column.name, column.data_type.clone(), true))
-                .collect::<Vec<_>>(),
-        ));
+    ) -> Result<Vec<SpilledPartition>, OfflineError> {
         let mut writer = PartitionWriter::new(
             scratch,
             &format!("features-{view_idx}"),
             n_partitions,
             Arc::clone(&schema),
         );
-        let (Some(earliest), Some(latest)) = (stats.earliest, stats.latest) else {
-            // No entity row has a timestamp: no feature row can match.
-            return Ok((schema, writer.finish()?));
-        };
-        let ttl = i64::try_from(view.ttl.as_micros()).unwrap_or(i64::MAX);
-        let window = EventWindow {
-            column: view.timestamp_column.clone(),
-            start: (ttl > 0).then(|| earliest.saturating_sub(ttl)),
-            end: Some(latest),
+        let Some(window) = feature_window(view, stats) else {
+            return writer.finish();
         };
         let key_positions: Vec<usize> = (0..view.join_keys.len()).collect();
         let mut stream =
@@ -556,7 +655,7 @@ impl Job<'_> {
             let partitions = spill::key_partitions(&keys, batch.num_rows(), n_partitions)?;
             writer.write(&batch, &partitions)?;
         }
-        Ok((schema, writer.finish()?))
+        writer.finish()
     }
 
     /// Sends `batch` without the row index, in slices of the batch size; returns its rows.
@@ -581,7 +680,80 @@ impl Job<'_> {
     }
 }
 
+/// The columns read from a view's source: the keys, the event time, the created time (if any), then
+/// the features; and the schema of the batches read.
+fn feature_read(view: &ViewPlan) -> (Vec<ReadColumn>, SchemaRef) {
+    let mut columns: Vec<ReadColumn> = view
+        .join_keys
+        .iter()
+        .zip(&view.key_columns)
+        .map(|(key, column)| ReadColumn {
+            name: column.clone(),
+            data_type: arrow_type(key.value_type),
+            required: true,
+        })
+        .collect();
+    columns.push(ReadColumn {
+        name: view.timestamp_column.clone(),
+        data_type: utc_micros_type(),
+        required: true,
+    });
+    if let Some(created) = &view.created_column {
+        columns.push(ReadColumn {
+            name: created.clone(),
+            data_type: utc_micros_type(),
+            required: false,
+        });
+    }
+    for feature in &view.features {
+        columns.push(ReadColumn {
+            name: feature.source_column.clone(),
+            data_type: arrow_type(feature.value_type),
+            required: false,
+        });
+    }
+    let schema = read_schema(&columns);
+    (columns, schema)
+}
+
+fn read_schema(columns: &[ReadColumn]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|column| Field::new(&column.name, column.data_type.clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The event times of a view's rows that can match an entity row: from the earliest entity timestamp
+/// minus the TTL to the latest one; `None` when no entity row has a timestamp (no row can match).
+fn feature_window(view: &ViewPlan, stats: EntityStats) -> Option<EventWindow> {
+    let (Some(earliest), Some(latest)) = (stats.earliest, stats.latest) else {
+        return None;
+    };
+    let ttl = i64::try_from(view.ttl.as_micros()).unwrap_or(i64::MAX);
+    Some(EventWindow {
+        column: view.timestamp_column.clone(),
+        start: (ttl > 0).then(|| earliest.saturating_sub(ttl)),
+        end: Some(latest),
+    })
+}
+
+/// `batches` as one batch (no copy when there is one).
+fn one_batch(
+    schema: &SchemaRef,
+    mut batches: Vec<RecordBatch>,
+) -> Result<RecordBatch, OfflineError> {
+    if batches.len() == 1
+        && let Some(only) = batches.pop()
+    {
+        return Ok(only);
+    }
+    Ok(concat_batches(schema, &batches)?)
+}
+
 /// One partition's join, run on a blocking thread.
+#[derive(Clone)]
 struct PartitionJoin {
     entity_schema: SchemaRef,
     feature_schema: SchemaRef,
@@ -601,8 +773,16 @@ impl PartitionJoin {
     ) -> Result<RecordBatch, OfflineError> {
         let entity = spill::read_partition(entity_part, &self.entity_schema)?;
         let features = spill::read_partition(feature_part, &self.feature_schema)?;
+        self.run_batches(&entity, &features)
+    }
+
+    fn run_batches(
+        &self,
+        entity: &RecordBatch,
+        features: &RecordBatch,
+    ) -> Result<RecordBatch, OfflineError> {
         let entity_rows = EntityRows {
-            keys: columns_at(&entity, &self.key_positions),
+            keys: columns_at(entity, &self.key_positions),
             timestamps: timestamps_micros(
                 self.entity_schema.field(self.timestamp_position).name(),
                 entity.column(self.timestamp_position),

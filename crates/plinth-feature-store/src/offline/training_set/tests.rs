@@ -758,3 +758,36 @@ async fn rows_at_the_edges_of_the_read_window_are_joined() {
     assert_columns(&output, &fixture.expected);
     assert!(output.column(5).null_count() < 40);
 }
+
+#[tokio::test]
+async fn inputs_that_fit_in_memory_are_joined_there_with_the_same_rows_in_entity_order() {
+    for filter in [false, true] {
+        let mut fixture = fixture(13, 400, filter);
+        // Partitions chosen from the (tiny) input sizes: one, joined in memory.
+        fixture.lake.context.partitions = None;
+        let batches: Vec<RecordBatch> = stream_training_set(
+            fixture.lake.context.clone(),
+            fixture.plan.clone(),
+            EntityInput::Batches(vec![
+                fixture.entities.slice(0, 150),
+                fixture.entities.slice(150, 250),
+            ]),
+        )
+        .try_collect()
+        .await
+        .unwrap();
+        let output = concat_batches(&batches[0].schema(), &batches).unwrap();
+        assert_columns(&output, &fixture.expected);
+        let summary = build_training_set(
+            &fixture.lake.context,
+            fixture.plan.clone(),
+            EntityInput::Batches(vec![fixture.entities.clone()]),
+            OutputSink::LakeDataset("in_memory".to_owned()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(summary.partitions, vec![1, 1]);
+        assert!(summary.in_input_order);
+        assert_eq!(summary.rows, 400);
+    }
+}
