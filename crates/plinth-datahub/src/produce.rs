@@ -1,18 +1,26 @@
 //! Validated produce: every record is checked against its topic's subject with the registry client's
 //! cached validators, framed in the Confluent wire format, and written by one idempotent `acks=all`
 //! producer. A call answers only after the broker acknowledged every record it wrote.
+//!
+//! The hot path is per record: validate the text in place, frame it into one reused buffer (librdkafka
+//! copies the payload when it enqueues it), and count its acknowledgement into the batch's
+//! [`BatchAcks`]; the task waiting for a batch is woken once, when the last record is acknowledged,
+//! not once per record.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use plinth_proto::datahub::v1 as pb;
-use plinth_proto::ids::TopicName;
+use plinth_proto::ids::{SchemaId, TopicName};
 use plinth_runtime::error::ApiError;
 use plinth_schema_registry::client::{RegistryClient, SubjectSchema};
+use rdkafka::ClientContext;
+use rdkafka::config::FromClientConfigAndContext as _;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::message::{DeliveryResult, Header, Message as _, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer as _, ProducerContext, ThreadedProducer};
+use tokio::sync::Notify;
 
 use crate::config::{KafkaConfig, ProduceConfig};
 use crate::domain::wire_format;
@@ -32,7 +40,7 @@ const MAX_STREAM_IN_FLIGHT: usize = 200_000;
 
 /// The produce side of the gateway.
 pub struct Producer {
-    producer: FutureProducer,
+    producer: ThreadedProducer<AckContext>,
     topics: Arc<Topics>,
     registry: Arc<RegistryClient>,
     limits: ProduceConfig,
@@ -45,34 +53,137 @@ impl std::fmt::Debug for Producer {
     }
 }
 
-/// A record that passed validation, framed and ready to send.
-struct Framed {
-    index: usize,
-    key: Option<Vec<u8>>,
-    value: Vec<u8>,
-    headers: Vec<(String, Vec<u8>)>,
-    partition: Option<i32>,
-    timestamp_ms: Option<i64>,
+/// The producer's librdkafka context: each delivery report lands in its batch's [`BatchAcks`].
+struct AckContext;
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Box<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Box<Pending>) {
+        let outcome = match result {
+            Ok(message) => Ok((message.partition(), message.offset())),
+            Err((err, _)) => Err(err.clone()),
+        };
+        pending.batch.record(pending.index, outcome);
+    }
 }
 
-/// A batch validated: the records to write and the errors of the others.
+/// What librdkafka hands back with a delivery report: the record's batch and its index there.
+struct Pending {
+    batch: Arc<BatchAcks>,
+    index: u32,
+}
+
+/// The acknowledgements of one batch, filled by delivery reports on librdkafka's polling thread.
+struct BatchAcks {
+    state: Mutex<AckState>,
+    settled: Notify,
+}
+
+struct AckState {
+    /// Records enqueued and not yet reported, plus one while the batch is still being enqueued, so
+    /// the count cannot reach zero before the last record is handed over.
+    outstanding: usize,
+    /// Partition and offset by record index; `None` until acknowledged.
+    acks: Vec<Option<(i32, i64)>>,
+    written: usize,
+    failure: Option<KafkaError>,
+}
+
+impl BatchAcks {
+    fn new(count: usize) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(AckState {
+                outstanding: 1,
+                acks: vec![None; count],
+                written: 0,
+                failure: None,
+            }),
+            settled: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AckState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts one more record handed to librdkafka (before the hand-over, so a fast report finds it).
+    fn enqueue(&self) {
+        self.lock().outstanding += 1;
+    }
+
+    /// Takes back a record librdkafka refused to enqueue: no report will come for it.
+    fn refused(&self) {
+        self.settle_one();
+    }
+
+    /// Every record is handed over: drops the hand-over's own count.
+    fn enqueued_all(&self) {
+        self.settle_one();
+    }
+
+    fn record(&self, index: u32, outcome: Result<(i32, i64), KafkaError>) {
+        {
+            let mut state = self.lock();
+            match outcome {
+                Ok(ack) => {
+                    if let Some(slot) = state.acks.get_mut(index as usize) {
+                        *slot = Some(ack);
+                    }
+                    state.written += 1;
+                }
+                Err(err) => state.failure = Some(err),
+            }
+        }
+        self.settle_one();
+    }
+
+    fn settle_one(&self) {
+        let done = {
+            let mut state = self.lock();
+            state.outstanding = state.outstanding.saturating_sub(1);
+            state.outstanding == 0
+        };
+        if done {
+            // `notify_one` keeps a permit when nobody waits yet, so the wake-up is never lost.
+            self.settled.notify_one();
+        }
+    }
+
+    /// Waits until every enqueued record has its delivery report.
+    async fn wait(&self) {
+        while self.lock().outstanding > 0 {
+            self.settled.notified().await;
+        }
+    }
+}
+
+/// A batch validated: its records, which of them to write, and the errors of the others.
 struct Checked {
     topic: TopicName,
-    schema_id: plinth_proto::ids::SchemaId,
-    framed: Vec<Framed>,
+    schema_id: SchemaId,
+    /// The schema id framing record keys, when the topic validates keys.
+    key_schema_id: Option<u32>,
+    records: Vec<pb::ProduceRecord>,
+    /// Indices into `records` of the records to write, in order.
+    accepted: Vec<u32>,
     errors: Vec<pb::RecordError>,
-    count: usize,
+    /// Trace context headers added to records that carry no `traceparent` of their own.
+    trace: Vec<(String, String)>,
     rejected_whole: bool,
 }
 
-/// A batch whose records are handed to the producer; awaiting it yields the acknowledgements.
+/// A batch whose records are handed to the producer; waiting on `acks` yields the acknowledgements.
 struct InFlight {
     checked_errors: Vec<pb::RecordError>,
     count: usize,
+    enqueued: usize,
     rejected_whole: bool,
-    schema_id: plinth_proto::ids::SchemaId,
+    schema_id: SchemaId,
     topic: TopicName,
-    deliveries: Vec<(usize, DeliveryFuture)>,
+    acks: Arc<BatchAcks>,
 }
 
 fn violation(
@@ -138,6 +249,30 @@ fn check_json(
     ))
 }
 
+/// The Kafka headers of `record`: its own, plus the trace context unless it carries a `traceparent`;
+/// `None` when there are none, so a record without headers costs no allocation.
+fn record_headers(record: &pb::ProduceRecord, trace: &[(String, String)]) -> Option<OwnedHeaders> {
+    let own_trace = record.headers.iter().any(|h| h.key == "traceparent");
+    let extra: &[(String, String)] = if own_trace { &[] } else { trace };
+    if record.headers.is_empty() && extra.is_empty() {
+        return None;
+    }
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + extra.len());
+    for header in &record.headers {
+        headers = headers.insert(Header {
+            key: &header.key,
+            value: Some(&header.value),
+        });
+    }
+    for (key, value) in extra {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    }
+    Some(headers)
+}
+
 impl Producer {
     /// Creates the idempotent producer; it connects on first use.
     pub fn new(
@@ -146,12 +281,14 @@ impl Producer {
         topics: Arc<Topics>,
         registry: Arc<RegistryClient>,
     ) -> Result<Self, ApiError> {
-        let producer: FutureProducer = producer_config(kafka)?.create().map_err(|err| {
-            ApiError::failed_precondition(
-                "KAFKA_CONFIG_INVALID",
-                format!("the [kafka] settings are not accepted by librdkafka: {err}"),
-            )
-        })?;
+        let producer =
+            ThreadedProducer::from_config_and_context(&producer_config(kafka)?, AckContext)
+                .map_err(|err| {
+                    ApiError::failed_precondition(
+                        "KAFKA_CONFIG_INVALID",
+                        format!("the [kafka] settings are not accepted by librdkafka: {err}"),
+                    )
+                })?;
         Ok(Self {
             producer,
             topics,
@@ -196,12 +333,12 @@ impl Producer {
             batch_index = batch_index.saturating_add(1);
             let checked = self.check(batch).await?;
             let in_flight = self.send(checked).await?;
-            pending_records += in_flight.deliveries.len();
+            pending_records += in_flight.enqueued;
             pending.push_back((index, in_flight));
             while pending_records > MAX_STREAM_IN_FLIGHT
                 && let Some((index, oldest)) = pending.pop_front()
             {
-                pending_records -= oldest.deliveries.len();
+                pending_records -= oldest.enqueued;
                 self.settle_into(index, oldest, &mut summary, &mut ranges)
                     .await?;
             }
@@ -298,54 +435,47 @@ impl Producer {
             Some(subject) => Some(self.registry.resolve(subject, binding.key_version).await?),
             None => None,
         };
-        let count = batch.records.len();
         let trace =
             plinth_runtime::telemetry::context_pairs(&plinth_runtime::telemetry::current_context());
-        let mut framed = Vec::with_capacity(count);
+        let mut accepted = Vec::with_capacity(batch.records.len());
         let mut errors = Vec::new();
-        for (index, record) in batch.records.into_iter().enumerate() {
-            match self.check_record(
-                index,
-                record,
-                &binding,
-                &value_schema,
-                key_schema.as_ref(),
-                &trace,
-            ) {
-                Ok(record) => framed.push(record),
+        for (index, record) in batch.records.iter().enumerate() {
+            match self.check_record(index, record, &binding, &value_schema, key_schema.as_ref()) {
+                Ok(()) => accepted.push(u32::try_from(index).unwrap_or(u32::MAX)),
                 Err(error) => errors.push(error),
             }
         }
         let rejected_whole = !errors.is_empty() && !batch.accept_partial;
         if rejected_whole {
-            for record in &framed {
+            for index in accepted.drain(..) {
                 errors.push(record_error(
-                    record.index,
+                    index as usize,
                     pb::RecordErrorKind::BatchRejected,
                     Vec::new(),
                 ));
             }
-            framed.clear();
         }
         Ok(Checked {
             topic,
             schema_id: value_schema.schema.id,
-            framed,
+            key_schema_id: key_schema.map(|schema| schema.schema.id.value),
+            records: batch.records,
+            accepted,
             errors,
-            count,
+            trace,
             rejected_whole,
         })
     }
 
+    /// Checks one record's size, partition, value and key; the record is framed later, when sent.
     fn check_record(
         &self,
         index: usize,
-        record: pb::ProduceRecord,
+        record: &pb::ProduceRecord,
         binding: &TopicRow,
         value_schema: &SubjectSchema,
         key_schema: Option<&SubjectSchema>,
-        trace: &[(String, String)],
-    ) -> Result<Framed, pb::RecordError> {
+    ) -> Result<(), pb::RecordError> {
         let size = record.value.len()
             + record.key.as_ref().map_or(0, Vec::len)
             + record
@@ -391,9 +521,9 @@ impl Producer {
             pb::RecordErrorKind::ValueSchemaViolation,
         )
         .map_err(|(kind, violations)| record_error(index, kind, violations))?;
-        let key = match (key_schema, record.key) {
+        match (key_schema, &record.key) {
             (Some(schema), Some(key)) => {
-                let text = std::str::from_utf8(&key).map_err(|_| {
+                let text = std::str::from_utf8(key).map_err(|_| {
                     record_error(
                         index,
                         pb::RecordErrorKind::InvalidKeyJson,
@@ -407,87 +537,103 @@ impl Producer {
                     pb::RecordErrorKind::KeySchemaViolation,
                 )
                 .map_err(|(kind, violations)| record_error(index, kind, violations))?;
-                Some(wire_format::encode(schema.schema.id.value, &key))
+                Ok(())
             }
-            (Some(_), None) => {
-                return Err(record_error(
-                    index,
-                    pb::RecordErrorKind::InvalidKeyJson,
-                    vec![violation(
-                        "",
-                        "",
-                        format!(
-                            "topic `{}` validates keys against subject `{}`; give the record a JSON key",
-                            binding.name,
-                            binding
-                                .key_subject
-                                .as_ref()
-                                .map(|s| s.as_str())
-                                .unwrap_or_default()
-                        ),
-                    )],
-                ));
-            }
-            (None, key) => key,
-        };
-        let mut headers: Vec<(String, Vec<u8>)> = record
-            .headers
-            .into_iter()
-            .map(|header| (header.key, header.value))
-            .collect();
-        if !headers.iter().any(|(key, _)| key == "traceparent") {
-            headers.extend(
-                trace
-                    .iter()
-                    .map(|(key, value)| (key.clone(), value.as_bytes().to_vec())),
-            );
+            (Some(_), None) => Err(record_error(
+                index,
+                pb::RecordErrorKind::InvalidKeyJson,
+                vec![violation(
+                    "",
+                    "",
+                    format!(
+                        "topic `{}` validates keys against subject `{}`; give the record a JSON key",
+                        binding.name,
+                        binding
+                            .key_subject
+                            .as_ref()
+                            .map(|s| s.as_str())
+                            .unwrap_or_default()
+                    ),
+                )],
+            )),
+            (None, _) => Ok(()),
         }
-        let timestamp_ms = record
-            .timestamp
-            .map(|ts| ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000));
-        Ok(Framed {
-            index,
-            key,
-            value: wire_format::encode(value_schema.schema.id.value, record.value.as_bytes()),
-            headers,
-            partition: record.partition,
-            timestamp_ms,
+    }
+
+    /// Frames every accepted record and hands it to the producer, waiting for queue space when it is
+    /// full. librdkafka copies payload, key and headers when it enqueues a record, so one framing buffer
+    /// serves the whole batch.
+    async fn send(&self, checked: Checked) -> Result<InFlight, ApiError> {
+        let acks = BatchAcks::new(checked.records.len());
+        let sent = self.send_records(&checked, &acks).await;
+        // Whatever happened, the hand-over is over: the reports of the enqueued records settle the batch.
+        acks.enqueued_all();
+        let enqueued = sent?;
+        Ok(InFlight {
+            checked_errors: checked.errors,
+            count: checked.records.len(),
+            enqueued,
+            rejected_whole: checked.rejected_whole,
+            schema_id: checked.schema_id,
+            topic: checked.topic,
+            acks,
         })
     }
 
-    /// Hands every framed record to the producer, waiting for queue space when it is full.
-    async fn send(&self, checked: Checked) -> Result<InFlight, ApiError> {
-        let mut deliveries = Vec::with_capacity(checked.framed.len());
-        for record in &checked.framed {
-            let mut future_record: FutureRecord<'_, Vec<u8>, Vec<u8>> =
-                FutureRecord::to(checked.topic.as_str()).payload(&record.value);
-            if !record.headers.is_empty() {
-                let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-                for (key, value) in &record.headers {
-                    headers = headers.insert(Header {
-                        key,
-                        value: Some(value),
-                    });
+    async fn send_records(
+        &self,
+        checked: &Checked,
+        acks: &Arc<BatchAcks>,
+    ) -> Result<usize, ApiError> {
+        let topic = checked.topic.as_str();
+        let mut value = Vec::new();
+        let mut framed_key = Vec::new();
+        let mut enqueued = 0usize;
+        for &index in &checked.accepted {
+            let Some(record) = checked.records.get(index as usize) else {
+                continue;
+            };
+            value.clear();
+            wire_format::encode_into(checked.schema_id.value, record.value.as_bytes(), &mut value);
+            let key: Option<&[u8]> = match (checked.key_schema_id, &record.key) {
+                (Some(schema_id), Some(key)) => {
+                    framed_key.clear();
+                    wire_format::encode_into(schema_id, key, &mut framed_key);
+                    Some(&framed_key)
                 }
-                future_record = future_record.headers(headers);
+                (None, Some(key)) => Some(key),
+                (_, None) => None,
+            };
+            let mut base: BaseRecord<'_, [u8], [u8], Box<Pending>> = BaseRecord::with_opaque_to(
+                topic,
+                Box::new(Pending {
+                    batch: Arc::clone(acks),
+                    index,
+                }),
+            )
+            .payload(value.as_slice());
+            if let Some(headers) = record_headers(record, &checked.trace) {
+                base = base.headers(headers);
             }
-            if let Some(key) = &record.key {
-                future_record = future_record.key(key);
+            if let Some(key) = key {
+                base = base.key(key);
             }
             if let Some(partition) = record.partition {
-                future_record = future_record.partition(partition);
+                base = base.partition(partition);
             }
-            if let Some(ts) = record.timestamp_ms {
-                future_record = future_record.timestamp(ts);
+            if let Some(ts) = &record.timestamp {
+                base = base.timestamp(ts.seconds * 1000 + i64::from(ts.nanos / 1_000_000));
             }
             let mut started: Option<tokio::time::Instant> = None;
             loop {
-                match self.producer.send_result(future_record) {
-                    Ok(delivery) => {
-                        deliveries.push((record.index, delivery));
+                acks.enqueue();
+                match self.producer.send(base) {
+                    Ok(()) => {
+                        enqueued += 1;
                         break;
                     }
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        acks.refused();
                         let since = *started.get_or_insert_with(tokio::time::Instant::now);
                         if since.elapsed() > self.timeout {
                             return Err(ApiError::unavailable(
@@ -495,22 +641,18 @@ impl Producer {
                                 "the gateway's producer queue stayed full: the Kafka cluster is not keeping up or is down; retry with backoff",
                             ));
                         }
-                        future_record = back;
-                        // Delivery callbacks run on librdkafka's thread; the queue drains as acks arrive.
+                        base = back;
+                        // Delivery reports arrive on librdkafka's thread; the queue drains as acks arrive.
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
-                    Err((err, _)) => return Err(kafka_error("writing a record", &err)),
+                    Err((err, _)) => {
+                        acks.refused();
+                        return Err(kafka_error("writing a record", &err));
+                    }
                 }
             }
         }
-        Ok(InFlight {
-            checked_errors: checked.errors,
-            count: checked.count,
-            rejected_whole: checked.rejected_whole,
-            schema_id: checked.schema_id,
-            topic: checked.topic,
-            deliveries,
-        })
+        Ok(enqueued)
     }
 
     /// Waits for every acknowledgement and builds the per-record results. Any failed delivery fails the
@@ -519,32 +661,15 @@ impl Producer {
         &self,
         in_flight: InFlight,
     ) -> Result<(Vec<pb::RecordResult>, usize), ApiError> {
-        let mut results: Vec<pb::RecordResult> = vec![pb::RecordResult::default(); in_flight.count];
-        let mut failure: Option<KafkaError> = None;
-        let mut written = 0usize;
-        let acks = futures::future::join_all(
-            in_flight
-                .deliveries
-                .into_iter()
-                .map(|(index, delivery)| async move { (index, delivery.await) }),
-        )
-        .await;
-        for (index, outcome) in acks {
-            match outcome {
-                Ok(Ok(delivery)) => {
-                    written += 1;
-                    if let Some(slot) = results.get_mut(index) {
-                        slot.outcome = Some(pb::record_result::Outcome::Ack(pb::RecordAck {
-                            partition: delivery.partition,
-                            offset: delivery.offset,
-                            schema_id: Some(in_flight.schema_id),
-                        }));
-                    }
-                }
-                Ok(Err((err, _))) => failure = Some(err),
-                Err(_canceled) => failure = Some(KafkaError::Canceled),
-            }
-        }
+        in_flight.acks.wait().await;
+        let (acks, written, failure) = {
+            let mut state = in_flight.acks.lock();
+            (
+                std::mem::take(&mut state.acks),
+                state.written,
+                state.failure.take(),
+            )
+        };
         if let Some(err) = failure {
             let mut error = kafka_error("acknowledging the batch", &err);
             error.message = format!(
@@ -552,6 +677,16 @@ impl Producer {
                 error.message
             );
             return Err(error);
+        }
+        let mut results: Vec<pb::RecordResult> = vec![pb::RecordResult::default(); in_flight.count];
+        for (slot, ack) in results.iter_mut().zip(acks) {
+            if let Some((partition, offset)) = ack {
+                slot.outcome = Some(pb::record_result::Outcome::Ack(pb::RecordAck {
+                    partition,
+                    offset,
+                    schema_id: Some(in_flight.schema_id),
+                }));
+            }
         }
         metrics::counter!(RECORDS_PRODUCED, "topic" => in_flight.topic.as_str().to_owned())
             .increment(written as u64);
