@@ -339,8 +339,10 @@ pub async fn run(args: PipelineArgs) -> anyhow::Result<ExitCode> {
             let pipeline = set_paused(connect_args, name, true).await?;
             output.print(&format::pipeline_json(&pipeline), || {
                 format!(
-                    "paused pipeline {}: no scheduled run starts until `plinth pipeline unpause {}`",
-                    pipeline.name, pipeline.name
+                    "paused pipeline {}: next scheduled run {} (resume with `plinth pipeline unpause {}`)",
+                    pipeline.name,
+                    format::next_run_text(&pipeline),
+                    pipeline.name
                 )
             });
         }
