@@ -9,7 +9,10 @@
 //!
 //! - **produce**: concurrent gRPC `ProduceStream` clients sending batches, beside a raw rdkafka
 //!   `FutureProducer` with the gateway's producer settings (`kafka::producer_config`: idempotent,
-//!   `acks=all`, lz4, `linger.ms=2`) writing the same framed bytes from as many tasks.
+//!   `acks=all`, lz4, `linger.ms=2`) writing the same framed bytes from as many tasks. The gRPC clients
+//!   each have their own connection and run on the gateway's runtime;
+//!   `PLINTH_BENCH_CLIENT=child-process` runs them in a child process (this binary again, with
+//!   `--produce-client`), as separate clients of a gateway would.
 //! - **subscribe**: a gRPC `Subscribe` stream from EARLIEST in a fresh group reading N records, beside a
 //!   raw `StreamConsumer` with the gateway's group settings (`kafka::consumer_config`, the same prefetch
 //!   bounds) reading the same N records.
@@ -71,8 +74,16 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(2);
 const CASE_TIMEOUT: Duration = Duration::from_secs(300);
 const SUBJECT: &str = "bench-order-value";
 
+/// The hidden argument that makes this binary the produce case's gRPC load (see [`produce_client`]).
+const PRODUCE_CLIENT_FLAG: &str = "--produce-client";
+/// What the child process prints before its JSON result.
+const PRODUCE_CLIENT_RESULT: &str = "PRODUCE_CLIENT_RESULT ";
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|arg| arg == PRODUCE_CLIENT_FLAG) {
+        return produce_client(&args[at + 1..]);
+    }
     if !args.iter().any(|arg| arg == "--bench") {
         // `cargo test --benches` runs bench binaries without `--bench`: a benchmark is not a test.
         println!("datahub bench: run it with `cargo bench -p plinth-datahub --bench datahub`");
@@ -179,6 +190,7 @@ impl Report {
 /// The broker, the registry and the gateway of one run, and the temp dir they write to.
 struct Services {
     broker: LocalBroker,
+    gateway_grpc: SocketAddr,
     kafka: KafkaConfig,
     client: DataHubServiceClient<AuthChannel>,
     lake_dir: PathBuf,
@@ -254,6 +266,7 @@ impl Services {
         let client = connect(gateway_grpc).await?;
         Ok(Self {
             broker,
+            gateway_grpc,
             kafka,
             client,
             lake_dir,
@@ -460,15 +473,28 @@ fn produce_requests(topic: &str, documents: &[String]) -> Vec<Vec<pb::ProduceStr
         .collect()
 }
 
-/// Runs the clients' streams concurrently; returns the records the gateway reports written.
+/// Connects one channel per client: the streams are independent clients, each on its own HTTP/2
+/// connection, as separate producers of a real gateway are.
+async fn connect_clients(
+    addr: SocketAddr,
+) -> anyhow::Result<Vec<DataHubServiceClient<AuthChannel>>> {
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        clients.push(connect(addr).await?);
+    }
+    Ok(clients)
+}
+
+/// Runs the clients' streams concurrently, one client per share; returns the records the gateway
+/// reports written.
 async fn gateway_produce(
-    client: &DataHubServiceClient<AuthChannel>,
+    clients: Vec<DataHubServiceClient<AuthChannel>>,
     requests: Vec<Vec<pb::ProduceStreamRequest>>,
 ) -> anyhow::Result<usize> {
     let tasks: Vec<_> = requests
         .into_iter()
-        .map(|messages| {
-            let mut client = client.clone();
+        .zip(clients)
+        .map(|(messages, mut client)| {
             tokio::spawn(async move {
                 let expected: usize = messages
                     .iter()
@@ -495,6 +521,97 @@ async fn gateway_produce(
         written += task.await??;
     }
     Ok(written)
+}
+
+/// Where the produce case's gRPC clients run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientPlacement {
+    /// A child process: this binary with `--produce-client` (`PLINTH_BENCH_CLIENT=child-process`).
+    ChildProcess,
+    /// Tasks on the gateway's own tokio runtime (the default).
+    InProcess,
+}
+
+impl ClientPlacement {
+    fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("PLINTH_BENCH_CLIENT").as_deref() {
+            Err(_) | Ok("in-process") => Ok(Self::InProcess),
+            Ok("child-process") => Ok(Self::ChildProcess),
+            Ok(other) => {
+                bail!("PLINTH_BENCH_CLIENT={other} is not `child-process` or `in-process`")
+            }
+        }
+    }
+}
+
+/// The child process's side: `--produce-client ADDR TOPIC COUNT SALT`. Builds the same documents as
+/// the parent (`documents(COUNT, SALT)` is deterministic), connects, then times only the streams and
+/// prints one `PRODUCE_CLIENT_RESULT {json}` line.
+fn produce_client(args: &[String]) -> anyhow::Result<()> {
+    let [addr, topic, count, salt] = args else {
+        bail!("usage: {PRODUCE_CLIENT_FLAG} ADDR TOPIC COUNT SALT");
+    };
+    let addr: SocketAddr = addr.parse().context("ADDR is not host:port")?;
+    let count: usize = count.parse().context("COUNT is not a number")?;
+    let salt: u64 = salt.parse().context("SALT is not a number")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the client's tokio runtime")?;
+    runtime.block_on(async move {
+        let requests = produce_requests(topic, &documents(count, salt));
+        let clients = connect_clients(addr).await?;
+        let started = Instant::now();
+        let written = gateway_produce(clients, requests).await?;
+        let elapsed = started.elapsed();
+        println!(
+            "{PRODUCE_CLIENT_RESULT}{}",
+            json!({"written": written, "elapsed_s": elapsed.as_secs_f64()})
+        );
+        Ok(())
+    })
+}
+
+/// Runs `documents(count, salt)` through the gateway's `ProduceStream` from a child process; returns
+/// the records written and the child's own timing of the streams.
+async fn gateway_produce_in_child(
+    addr: SocketAddr,
+    topic: &str,
+    count: usize,
+    salt: u64,
+) -> anyhow::Result<(usize, Duration)> {
+    let exe = std::env::current_exe().context("cannot find the bench binary to run the client")?;
+    let output = tokio::process::Command::new(exe)
+        .args([
+            PRODUCE_CLIENT_FLAG,
+            &addr.to_string(),
+            topic,
+            &count.to_string(),
+            &salt.to_string(),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await
+        .context("cannot run the produce client process")?;
+    ensure!(
+        output.status.success(),
+        "the produce client process failed: {}",
+        output.status
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(PRODUCE_CLIENT_RESULT))
+        .context("the produce client printed no result")?;
+    let result: Value = serde_json::from_str(line).context("the produce client's result")?;
+    let written = result["written"]
+        .as_u64()
+        .context("the produce client's result has no `written`")?;
+    let elapsed = result["elapsed_s"]
+        .as_f64()
+        .context("the produce client's result has no `elapsed_s`")?;
+    Ok((usize::try_from(written)?, Duration::from_secs_f64(elapsed)))
 }
 
 /// The raw peer: `CLIENTS` tasks share one producer (as the gateway's streams do), each sends its share
@@ -565,10 +682,11 @@ async fn bench_produce(
     services: &Services,
     documents: &[String],
     warmup: &[String],
+    salts: (u64, u64),
 ) -> anyhow::Result<Report> {
-    services
-        .create_topic("bench-produce-gateway", PRODUCE_PARTITIONS)
-        .await?;
+    let placement = ClientPlacement::from_env()?;
+    let topic = "bench-produce-gateway";
+    services.create_topic(topic, PRODUCE_PARTITIONS).await?;
     services
         .create_topic("bench-produce-raw", PRODUCE_PARTITIONS)
         .await?;
@@ -586,11 +704,29 @@ async fn bench_produce(
         )
     };
     let (framed_warm, framed_all) = (framed(warmup), framed(documents));
-    let gateway_warm = produce_requests("bench-produce-gateway", warmup);
-    let gateway_all = produce_requests("bench-produce-gateway", documents);
+    // The gateway side: `salt` names the documents, which the child process builds again.
+    let gateway = |docs: &[String], salt: u64| {
+        let requests =
+            (placement == ClientPlacement::InProcess).then(|| produce_requests(topic, docs));
+        let (addr, count) = (services.gateway_grpc, docs.len());
+        async move {
+            match placement {
+                ClientPlacement::ChildProcess => {
+                    gateway_produce_in_child(addr, topic, count, salt).await
+                }
+                ClientPlacement::InProcess => {
+                    let requests = requests.unwrap_or_default();
+                    let clients = connect_clients(addr).await?;
+                    let started = Instant::now();
+                    let written = gateway_produce(clients, requests).await?;
+                    Ok((written, started.elapsed()))
+                }
+            }
+        }
+    };
 
     eprintln!("== produce: warmup ({} records each side)", warmup.len());
-    gateway_produce(&services.client, gateway_warm).await?;
+    gateway(warmup, salts.1).await?;
     raw_produce(&producer, "bench-produce-raw", &framed_warm, None, None).await?;
 
     eprintln!(
@@ -604,19 +740,22 @@ async fn bench_produce(
         "== produce: gateway ProduceStream, {} records",
         documents.len()
     );
-    let started = Instant::now();
-    let written = gateway_produce(&services.client, gateway_all).await?;
-    let gateway = side(written, started.elapsed());
+    let (written, elapsed) = gateway(documents, salts.0).await?;
+    let gateway = side(written, elapsed);
     ensure!(
         raw_written == documents.len() && written == documents.len(),
         "records lost"
     );
+    let clients = match placement {
+        ClientPlacement::ChildProcess => "in a child process",
+        ClientPlacement::InProcess => "on the gateway's runtime",
+    };
     Ok(Report {
         case: Case::Produce,
         gateway,
         raw,
         notes: vec![format!(
-            "{CLIENTS} concurrent ProduceStream clients / raw tasks, batches of {BATCH}, {PRODUCE_PARTITIONS} partitions, {RECORD_BYTES}-byte JSON values; the gateway validates every record"
+            "{CLIENTS} concurrent ProduceStream clients ({clients}, one connection each) / raw tasks, batches of {BATCH}, {PRODUCE_PARTITIONS} partitions, {RECORD_BYTES}-byte JSON values; the gateway validates every record"
         )],
     })
 }
@@ -989,9 +1128,10 @@ async fn run(cases: &[Case], records: usize) -> anyhow::Result<()> {
     for &case in cases {
         let report = match case {
             Case::Produce => {
-                let all = documents(records, 0);
-                let warm = documents(warmup, 4);
-                bench_produce(&services, &all, &warm).await
+                let salts = (0, 4);
+                let all = documents(records, salts.0);
+                let warm = documents(warmup, salts.1);
+                bench_produce(&services, &all, &warm, salts).await
             }
             Case::Subscribe => bench_subscribe(&services, records).await,
             Case::Lake => bench_lake(&services, records).await,
