@@ -71,7 +71,7 @@ pub enum PipelineCommand {
         /// The pipeline's name.
         name: String,
         /// A parameter override NAME=VALUE (repeatable). The value is read as JSON when it parses
-        /// (20, 0.5, true, null, [1,2], {"a":1}, "quoted text") and as text otherwise.
+        /// (20, 0.5, true, null, [1, 2], {"a":1}, "quoted text") and as text otherwise.
         #[arg(long = "param", value_name = "NAME=VALUE", value_parser = params::parse_param)]
         params: Vec<(String, serde_json::Value)>,
         /// The run's logical date, RFC 3339 (default: now), e.g. to rerun a past day.
