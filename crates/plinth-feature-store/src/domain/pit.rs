@@ -242,8 +242,8 @@ impl KeyGroups {
         let feature_valid = all_valid(feature_keys);
         let mut numbers: HashMap<&[u8], u32> = HashMap::new();
         let mut entity = Vec::with_capacity(n_entities);
-        for row_idx in 0..n_entities {
-            if !entity_valid[row_idx] {
+        for (row_idx, &valid) in entity_valid.iter().enumerate() {
+            if !valid {
                 entity.push(NO_GROUP);
                 continue;
             }
