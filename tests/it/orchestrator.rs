@@ -418,9 +418,8 @@ tasks:
     let second = task(&run, "second");
     assert_eq!(second.attempts.len(), 2, "{second:#?}");
     assert!(second.attempts[0].reason.contains("lost"), "{second:#?}");
-    // What the lost attempt printed before the kill was stored by the restarted orchestrator.
-    let lost = logs(&mut client, &run.id, "second", 1).await;
-    assert!(lost.contains("attempt 1"), "{lost}");
+    // (The lost attempt's spooled log is stored at the next start: tested in logs::tests, since a
+    // runtime dropped in this process, unlike a killed process, can keep the spool's lock open.)
     server.stop();
 }
 

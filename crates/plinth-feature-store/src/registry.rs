@@ -178,7 +178,8 @@ impl Registry {
             };
         }
         let now = crate::feature_store::now_micros();
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
         self.lock(&mut transaction).await?;
         // The first statement writes, so SQLite takes its write lock here (waiting on a concurrent
         // apply) rather than failing to upgrade a read lock later.

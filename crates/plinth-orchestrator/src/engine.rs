@@ -404,64 +404,60 @@ impl Engine {
     ) -> Result<(), StoreError> {
         let now = now_micros();
         let mut tasks = self.parts.store.tasks(&run.id).await?;
-        let mut changed = false;
-        for task in &mut tasks {
-            if task.state == TaskState::UpForRetry
-                && task.next_attempt_time.is_none_or(|time| time <= now)
-                && self
-                    .parts
-                    .store
-                    .transition_task(run, task, TaskState::Queued, "", now)
-                    .await?
-            {
-                task.state = TaskState::Queued;
-                changed = true;
-            }
-        }
-        let mut states: BTreeMap<String, TaskState> = tasks
+        // Due retries are queued again; pending tasks are decided by their trigger rules (skips and
+        // upstream failures cascade within one decision). All of it is one transaction.
+        let mut moves: Vec<(String, TaskState, String)> = tasks
+            .iter()
+            .filter(|task| {
+                task.state == TaskState::UpForRetry
+                    && task.next_attempt_time.is_none_or(|time| time <= now)
+            })
+            .map(|task| (task.task.clone(), TaskState::Queued, String::new()))
+            .collect();
+        let states: BTreeMap<String, TaskState> = tasks
             .iter()
             .map(|task| (task.task.clone(), task.state))
             .collect();
-        // Skips cascade: decide until nothing changes.
-        loop {
-            let decisions = dag::next_decisions(pipeline, &states);
-            if decisions.is_empty() {
-                break;
-            }
-            for decision in decisions {
-                let (name, to, reason) = match decision {
+        moves.extend(
+            dag::next_decisions(pipeline, &states)
+                .into_iter()
+                .map(|decision| match decision {
                     Decision::Queue(name) => (name, TaskState::Queued, String::new()),
                     Decision::Skip { task, reason } => (task, TaskState::Skipped, reason),
                     Decision::UpstreamFailed { task, reason } => {
                         (task, TaskState::UpstreamFailed, reason)
                     }
-                };
-                let Some(record) = tasks.iter_mut().find(|task| task.task == name) else {
-                    continue;
-                };
-                let moved = self
-                    .parts
-                    .store
-                    .transition_task(run, record, to, &reason, now)
-                    .await?;
-                // Another replica may have moved it first; either way it left `pending` (its real state
-                // is read again on the next pass).
-                let state = if moved { to } else { TaskState::Running };
-                if moved {
-                    record.state = to;
-                    changed = true;
+                }),
+        );
+        if !moves.is_empty() {
+            let batch: Vec<(&TaskRecord, TaskState, String)> = moves
+                .iter()
+                .filter_map(|(name, to, reason)| {
+                    let record = tasks.iter().find(|task| task.task == *name)?;
+                    Some((record, *to, reason.clone()))
+                })
+                .collect();
+            let moved = self.parts.store.transition_tasks(run, &batch, now).await?;
+            self.events.notify_waiters();
+            if moved.iter().all(|moved| *moved) {
+                let targets: BTreeMap<String, TaskState> = batch
+                    .iter()
+                    .map(|(record, to, _)| (record.task.clone(), *to))
+                    .collect();
+                for task in &mut tasks {
+                    if let Some(to) = targets.get(&task.task) {
+                        task.state = *to;
+                    }
                 }
-                states.insert(name, state);
+            } else {
+                // Another replica moved some first: read what is there now.
+                tasks = self.parts.store.tasks(&run.id).await?;
             }
         }
-        if changed {
-            self.events.notify_waiters();
-            tasks = self.parts.store.tasks(&run.id).await?;
-            states = tasks
-                .iter()
-                .map(|task| (task.task.clone(), task.state))
-                .collect();
-        }
+        let states: BTreeMap<String, TaskState> = tasks
+            .iter()
+            .map(|task| (task.task.clone(), task.state))
+            .collect();
         if let Some(outcome) = dag::run_outcome(pipeline, &states) {
             let reason = run_reason(outcome, &tasks);
             if self
@@ -475,32 +471,41 @@ impl Engine {
             }
             return Ok(());
         }
-        let mut active = tasks
+        // Claim what may start now (the run's max_active_tasks, this replica's slots) in one
+        // transaction, then start each claimed attempt.
+        let running = tasks
             .iter()
             .filter(|task| task.state == TaskState::Running)
             .count();
+        let room = usize::try_from(pipeline.max_active_tasks)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(running);
+        let mut chosen: Vec<(&TaskRecord, OwnedSemaphorePermit)> = Vec::new();
         for task in tasks.iter().filter(|task| task.state == TaskState::Queued) {
-            if active >= usize::try_from(pipeline.max_active_tasks).unwrap_or(usize::MAX) {
+            if chosen.len() >= room {
                 break;
             }
             let Ok(permit) = self.slots.clone().try_acquire_owned() else {
                 break;
             };
-            let Some(definition) = pipeline.task(&task.task) else {
+            chosen.push((task, permit));
+        }
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let now = now_micros();
+        let lease = now + micros(self.parts.config.lease_timeout);
+        let records: Vec<&TaskRecord> = chosen.iter().map(|(task, _)| *task).collect();
+        let claims = self
+            .parts
+            .store
+            .claim_tasks(run, &records, &self.replica, lease, now)
+            .await?;
+        self.events.notify_waiters();
+        for ((task, permit), claim) in chosen.into_iter().zip(claims) {
+            let (Some(try_number), Some(definition)) = (claim, pipeline.task(&task.task)) else {
                 continue;
             };
-            let now = now_micros();
-            let lease = now + micros(self.parts.config.lease_timeout);
-            let Some(try_number) = self
-                .parts
-                .store
-                .claim_task(run, task, &self.replica, lease, now)
-                .await?
-            else {
-                continue;
-            };
-            active += 1;
-            self.events.notify_waiters();
             let (cancel, cancelled) = watch::channel(false);
             self.running()
                 .insert((run.id.clone(), task.task.clone()), cancel);

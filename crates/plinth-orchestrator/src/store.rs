@@ -324,7 +324,8 @@ impl Store {
 
     /// Stores each pipeline as a new version when it changed, all in one transaction.
     pub async fn apply(&self, items: &[ApplyItem], now: i64) -> Result<Vec<(i64, ApplyOutcome)>> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
         plinth_runtime::database::advisory_lock(&mut transaction, self.backend, LOCK_KEY).await?;
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
@@ -485,7 +486,8 @@ impl Store {
 
     /// Deletes a pipeline and its versions (runs stay for history).
     pub async fn delete_pipeline(&self, name: &str) -> Result<bool> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
         let deleted = sqlx::query("DELETE FROM orchestrator_pipelines WHERE name = $1")
             .bind(name)
             .execute(&mut *transaction)
@@ -523,7 +525,8 @@ impl Store {
         runs: &[NewRun],
         now: i64,
     ) -> Result<Vec<RunRecord>> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
         let moved = sqlx::query(
             "UPDATE orchestrator_pipelines SET next_tick = $3 WHERE name = $1 AND next_tick = $2",
         )
@@ -551,7 +554,8 @@ impl Store {
     /// Creates an on-demand run with its tasks (pending). With a request key already used, answers the
     /// run created then (`false`: not new).
     pub async fn create_run(&self, run: &NewRun, now: i64) -> Result<(RunRecord, bool)> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
         if let Some(record) = insert_run(&mut transaction, run, now).await? {
             transaction.commit().await?;
             return Ok((record, true));
@@ -620,7 +624,8 @@ impl Store {
     /// Moves a queued run to running if fewer than `max_active_runs` of its pipeline run (checked under
     /// the pipeline row's lock, so replicas cannot both take the last slot).
     pub async fn start_run(&self, run: &RunRecord, max_active_runs: u32, now: i64) -> Result<bool> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
         sqlx::query(
             "UPDATE orchestrator_pipelines SET lock_counter = lock_counter + 1 WHERE name = $1",
         )
@@ -668,7 +673,8 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<bool> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
         let done = sqlx::query(
             "UPDATE orchestrator_runs SET state = $2, end_time = $3, reason = $4 WHERE id = $1 AND state = 'running'",
         )
@@ -697,7 +703,8 @@ impl Store {
         if run.state.is_terminal() {
             return Ok(Some(run));
         }
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
         let done = sqlx::query(
             "UPDATE orchestrator_runs SET state = 'cancelled', end_time = $2, reason = $3 WHERE id = $1 AND state IN ('queued', 'running')",
         )
@@ -796,7 +803,8 @@ impl Store {
             .collect()
     }
 
-    /// Moves a task from `from` to `to` (compare-and-set) with its event. Answers whether it moved.
+    /// Moves a task from its recorded state to `to` (compare-and-set) with its event. Answers whether it
+    /// moved.
     pub async fn transition_task(
         &self,
         run: &RunRecord,
@@ -805,28 +813,51 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<bool> {
-        let mut transaction = self.pool.begin().await?;
-        let moved = sqlx::query(
-            "UPDATE orchestrator_tasks SET state = $4, reason = $5, next_attempt_time = NULL WHERE run_id = $1 AND task = $2 AND state = $3 AND try_number = $6",
-        )
-        .bind(run.id.as_str())
-        .bind(task.task.as_str())
-        .bind(task.state.as_str())
-        .bind(to.as_str())
-        .bind(reason)
-        .bind(i64::from(task.try_number))
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected()
-            == 1;
-        if moved {
-            insert_event(
-                &mut transaction,
-                run,
-                EventChange::Task(&task.task, task.try_number, to, reason),
-                now,
-            )
+        let moved = self
+            .transition_tasks(run, &[(task, to, reason.to_owned())], now)
             .await?;
+        Ok(moved.first().copied().unwrap_or(false))
+    }
+
+    /// Moves several tasks of a run, each from its recorded state to its target (compare-and-set), with
+    /// their events, in one transaction (a pass's decisions cost one commit, not one per task). Answers,
+    /// per move, whether it happened (another replica may have moved a task first).
+    pub async fn transition_tasks(
+        &self,
+        run: &RunRecord,
+        moves: &[(&TaskRecord, TaskState, String)],
+        now: i64,
+    ) -> Result<Vec<bool>> {
+        if moves.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
+        let mut moved = Vec::with_capacity(moves.len());
+        for (task, to, reason) in moves {
+            let done = sqlx::query(
+                "UPDATE orchestrator_tasks SET state = $4, reason = $5, next_attempt_time = NULL WHERE run_id = $1 AND task = $2 AND state = $3 AND try_number = $6",
+            )
+            .bind(run.id.as_str())
+            .bind(task.task.as_str())
+            .bind(task.state.as_str())
+            .bind(to.as_str())
+            .bind(reason.as_str())
+            .bind(i64::from(task.try_number))
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected()
+                == 1;
+            if done {
+                insert_event(
+                    &mut transaction,
+                    run,
+                    EventChange::Task(&task.task, task.try_number, *to, reason),
+                    now,
+                )
+                .await?;
+            }
+            moved.push(done);
         }
         transaction.commit().await?;
         Ok(moved)
@@ -842,44 +873,68 @@ impl Store {
         lease_until: i64,
         now: i64,
     ) -> Result<Option<u32>> {
-        let try_number = task.try_number + 1;
-        let mut transaction = self.pool.begin().await?;
-        let claimed = sqlx::query(
-            "UPDATE orchestrator_tasks SET state = 'running', try_number = $3, owner = $4, lease_until = $5, next_attempt_time = NULL, reason = '' WHERE run_id = $1 AND task = $2 AND state = 'queued' AND try_number = $6",
-        )
-        .bind(run.id.as_str())
-        .bind(task.task.as_str())
-        .bind(i64::from(try_number))
-        .bind(owner)
-        .bind(lease_until)
-        .bind(i64::from(task.try_number))
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected()
-            == 1;
-        if !claimed {
-            transaction.rollback().await?;
-            return Ok(None);
+        let claimed = self
+            .claim_tasks(run, &[task], owner, lease_until, now)
+            .await?;
+        Ok(claimed.first().copied().flatten())
+    }
+
+    /// Claims queued tasks of a run for `owner` in one transaction: each becomes running with a new
+    /// attempt. Answers, per task, its attempt's number, or `None` when another replica claimed it first.
+    pub async fn claim_tasks(
+        &self,
+        run: &RunRecord,
+        tasks: &[&TaskRecord],
+        owner: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<Vec<Option<u32>>> {
+        if tasks.is_empty() {
+            return Ok(Vec::new());
         }
-        sqlx::query(
-            "INSERT INTO orchestrator_attempts (run_id, task, try_number, state, start_time, end_time, exit_code, reason, executor_ref, owner) VALUES ($1, $2, $3, 'running', $4, NULL, NULL, '', '', $5)",
-        )
-        .bind(run.id.as_str())
-        .bind(task.task.as_str())
-        .bind(i64::from(try_number))
-        .bind(now)
-        .bind(owner)
-        .execute(&mut *transaction)
-        .await?;
-        insert_event(
-            &mut transaction,
-            run,
-            EventChange::Task(&task.task, try_number, TaskState::Running, ""),
-            now,
-        )
-        .await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
+        let mut claims = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let try_number = task.try_number + 1;
+            let claimed = sqlx::query(
+                "UPDATE orchestrator_tasks SET state = 'running', try_number = $3, owner = $4, lease_until = $5, next_attempt_time = NULL, reason = '' WHERE run_id = $1 AND task = $2 AND state = 'queued' AND try_number = $6",
+            )
+            .bind(run.id.as_str())
+            .bind(task.task.as_str())
+            .bind(i64::from(try_number))
+            .bind(owner)
+            .bind(lease_until)
+            .bind(i64::from(task.try_number))
+            .execute(&mut *transaction)
+            .await?
+            .rows_affected()
+                == 1;
+            if !claimed {
+                claims.push(None);
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO orchestrator_attempts (run_id, task, try_number, state, start_time, end_time, exit_code, reason, executor_ref, owner) VALUES ($1, $2, $3, 'running', $4, NULL, NULL, '', '', $5)",
+            )
+            .bind(run.id.as_str())
+            .bind(task.task.as_str())
+            .bind(i64::from(try_number))
+            .bind(now)
+            .bind(owner)
+            .execute(&mut *transaction)
+            .await?;
+            insert_event(
+                &mut transaction,
+                run,
+                EventChange::Task(&task.task, try_number, TaskState::Running, ""),
+                now,
+            )
+            .await?;
+            claims.push(Some(try_number));
+        }
         transaction.commit().await?;
-        Ok(Some(try_number))
+        Ok(claims)
     }
 
     /// Records where an attempt runs (`pid 42`, a Job's name).
@@ -913,7 +968,8 @@ impl Store {
         end: &AttemptEnd,
         now: i64,
     ) -> Result<bool> {
-        let mut transaction = self.pool.begin().await?;
+        let mut transaction =
+            plinth_runtime::database::begin_write(&self.pool, self.backend).await?;
         let lost = end.task_state == TaskState::Queued;
         let recorded = sqlx::query(
             "UPDATE orchestrator_tasks SET state = $5, next_attempt_time = $6, reason = $7, owner = NULL, lease_until = NULL, lost_count = lost_count + $8 WHERE run_id = $1 AND task = $2 AND try_number = $3 AND owner = $4 AND state = 'running'",

@@ -98,6 +98,20 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+/// a deferred transaction that reads first and writes later cannot wait for another writer (SQLite
+/// answers "database is locked" at once instead of using the busy timeout), while an immediate one
+/// waits its turn. On PostgreSQL a plain `BEGIN`.
+pub async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<Transaction<'static, Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
+}
+
 /// Takes a PostgreSQL transaction-scoped advisory lock on `key` (released at commit or rollback), so
 /// replicas serialize the writes that take it. SQLite has one writer anyway: nothing to do.
 pub async fn advisory_lock(
@@ -125,7 +139,7 @@ pub async fn create_tables(
     lock_key: i64,
     schema: &str,
 ) -> Result<(), sqlx::Error> {
-    let mut transaction = pool.begin().await?;
+    let mut transaction = begin_write(pool, backend).await?;
     advisory_lock(&mut transaction, backend, lock_key).await?;
     let schema = schema
         .lines()
