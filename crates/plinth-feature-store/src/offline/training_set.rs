@@ -45,6 +45,9 @@ const ROW_INDEX_COLUMN: &str = "__plinth_row_index";
 /// In-memory bytes per byte of Parquet, to estimate a source's size once decoded.
 const PARQUET_EXPANSION: u64 = 4;
 
+/// Rows per batch read from a source joined in memory.
+const IN_MEMORY_BATCH_ROWS: usize = 1 << 20;
+
 /// The most partitions a pass uses.
 const MAX_PARTITIONS: usize = 4096;
 
@@ -616,8 +619,10 @@ impl Job<'_> {
         let Some(window) = feature_window(view, stats) else {
             return Ok(RecordBatch::new_empty(schema));
         };
+        // Big batches: they are concatenated into one anyway, and fewer means less to copy.
+        let batch_rows = self.context.batch_rows.max(IN_MEMORY_BATCH_ROWS);
         let batches: Vec<RecordBatch> =
-            reader::read_batches(files, Some(columns), Some(window), self.context.batch_rows)
+            reader::read_batches(files, Some(columns), Some(window), batch_rows)
                 .try_collect()
                 .await?;
         one_batch(&schema, batches)
