@@ -11,6 +11,9 @@
 //! 3. loads each partition's two sides, joins them ([`crate::domain::pit::join`]) and writes the result as
 //!    the next pass's input, or, after the last view, hands it to the sink.
 //!
+//! When a pass has one partition (both sides fit in memory), steps 1 to 3 happen in memory: no file is
+//! written, and the output keeps the entity rows' order.
+//!
 //! Memory holds one partition of each side at a time. `P` is [`OfflineContext::partitions`] or the
 //! estimated in-memory size of both sides (Parquet bytes times four) over
 //! [`OfflineContext::target_partition_bytes`]; a view without join keys (a global view) uses one.
