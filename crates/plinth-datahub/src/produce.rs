@@ -4,7 +4,7 @@
 //!
 //! The hot path is per record: validate the text in place, frame it into one reused buffer (librdkafka
 //! copies the payload when it enqueues it), and count its acknowledgement into the batch's
-//! [`BatchAcks`]; the task waiting for a batch is woken once, when the last record is acknowledged,
+//! `BatchAcks`; the task waiting for a batch is woken once, when the last record is acknowledged,
 //! not once per record.
 
 use std::collections::{BTreeMap, VecDeque};
