@@ -322,25 +322,27 @@ impl Validate for OnlineConfig {
 pub struct TrainingConfig {
     /// Where partitions spill while a large join runs; unset: the system temp dir.
     pub spill_dir: Option<PathBuf>,
-    /// Rows per partition the join aims at; smaller uses less memory, more files.
-    pub rows_per_partition: usize,
+    /// Bytes of input (entity and feature rows, in memory) per partition the join aims at: inputs that
+    /// fit join in memory, larger ones are hash-partitioned and spilled. Smaller uses less memory and
+    /// more spill files.
+    pub partition_bytes: u64,
 }
 
 impl Default for TrainingConfig {
     fn default() -> Self {
         Self {
             spill_dir: None,
-            rows_per_partition: 2_000_000,
+            partition_bytes: 256 * 1024 * 1024,
         }
     }
 }
 
 impl Validate for TrainingConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.rows_per_partition < 1_000 {
+        if self.partition_bytes < 16 * 1024 * 1024 {
             return Err(invalid(
-                "training.rows_per_partition",
-                "must be at least 1000, e.g. 2000000",
+                "training.partition_bytes",
+                "must be at least 16777216 (16 MiB), e.g. 268435456 (256 MiB)",
             ));
         }
         Ok(())
