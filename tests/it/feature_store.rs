@@ -414,39 +414,27 @@ async fn training_sets_join_point_in_time_into_the_lake() {
 
     // Read the output back and index it by label.
     let mut rows: HashMap<i64, (Option<f64>, Option<f64>)> = HashMap::new();
-    for entry in walk(&server.lake_dir.join(&output)) {
-        if entry.extension().is_none_or(|ext| ext != "parquet") {
-            continue;
-        }
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(&entry).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let labels = batch
-                .column_by_name("label")
-                .unwrap()
-                .as_primitive::<arrow::datatypes::Int64Type>()
-                .clone();
-            let hourly = batch
-                .column_by_name("driver_hourly__conv_rate")
-                .unwrap()
-                .as_primitive::<Float64Type>()
-                .clone();
-            let recent = batch
-                .column_by_name("driver_recent__conv_rate")
-                .unwrap()
-                .as_primitive::<Float64Type>()
-                .clone();
-            for row in 0..batch.num_rows() {
-                let get = |array: &arrow::array::PrimitiveArray<Float64Type>| {
-                    (!array.is_null(row)).then(|| array.value(row))
-                };
-                rows.insert(labels.value(row), (get(&hourly), get(&recent)));
-            }
+    for batch in read_dataset(&server.lake_dir.join(&output)) {
+        let labels = batch
+            .column_by_name("label")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .clone();
+        let hourly = batch
+            .column_by_name("driver_hourly__conv_rate")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .clone();
+        let recent = batch
+            .column_by_name("driver_recent__conv_rate")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .clone();
+        for row in 0..batch.num_rows() {
+            let get = |array: &arrow::array::PrimitiveArray<Float64Type>| {
+                (!array.is_null(row)).then(|| array.value(row))
+            };
+            rows.insert(labels.value(row), (get(&hourly), get(&recent)));
         }
     }
     assert_eq!(rows.len(), 5, "{rows:?}");
@@ -458,6 +446,23 @@ async fn training_sets_join_point_in_time_into_the_lake() {
     assert_eq!(rows[&3], (None, None));
     assert_eq!(rows[&4], (None, None));
     server.stop().await;
+}
+
+/// Every record batch of the Parquet files of a local lake dataset.
+fn read_dataset(dir: &std::path::Path) -> Vec<RecordBatch> {
+    walk(dir)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "parquet"))
+        .flat_map(|path| {
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&path).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(Result::unwrap)
+        })
+        .collect()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -591,22 +596,11 @@ feature_views:
     assert_eq!(pushed.feature_views, ["driver_speed"]);
 
     // The rows are Parquet in the push source's dataset.
-    let files: Vec<_> = walk(&server.lake_dir.join(&dataset))
-        .into_iter()
-        .filter(|path| path.extension().is_some_and(|ext| ext == "parquet"))
-        .collect();
-    assert!(!files.is_empty(), "no Parquet in {dataset}");
-    let mut rows = 0;
-    for path in &files {
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(path).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        rows += reader.map(|batch| batch.unwrap().num_rows()).sum::<usize>();
-    }
-    assert_eq!(rows, 3);
+    let pushed_rows: usize = read_dataset(&server.lake_dir.join(&dataset))
+        .iter()
+        .map(RecordBatch::num_rows)
+        .sum();
+    assert_eq!(pushed_rows, 3);
 
     // A training set over the pushed rows is point-in-time correct: 1001 at T0+1h sees 10.0, at T0+3h
     // sees 20.0; 1002 before its push sees nothing.
@@ -650,40 +644,28 @@ feature_views:
         .await
         .unwrap();
     let mut speeds: Vec<(i64, i64, Option<f64>)> = Vec::new();
-    for path in walk(&server.lake_dir.join(&output)) {
-        if path.extension().is_none_or(|ext| ext != "parquet") {
-            continue;
-        }
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-            std::fs::File::open(&path).unwrap(),
-        )
-        .unwrap()
-        .build()
-        .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
-            let ids = batch
-                .column_by_name("driver_id")
-                .unwrap()
-                .as_primitive::<arrow::datatypes::Int64Type>()
-                .clone();
-            let times = batch
-                .column_by_name("event_timestamp")
-                .unwrap()
-                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-                .clone();
-            let values = batch
-                .column_by_name("driver_speed__speed")
-                .unwrap()
-                .as_primitive::<Float64Type>()
-                .clone();
-            for row in 0..batch.num_rows() {
-                speeds.push((
-                    ids.value(row),
-                    times.value(row),
-                    values.is_valid(row).then(|| values.value(row)),
-                ));
-            }
+    for batch in read_dataset(&server.lake_dir.join(&output)) {
+        let ids = batch
+            .column_by_name("driver_id")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::Int64Type>()
+            .clone();
+        let times = batch
+            .column_by_name("event_timestamp")
+            .unwrap()
+            .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+            .clone();
+        let values = batch
+            .column_by_name("driver_speed__speed")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .clone();
+        for row in 0..batch.num_rows() {
+            speeds.push((
+                ids.value(row),
+                times.value(row),
+                values.is_valid(row).then(|| values.value(row)),
+            ));
         }
     }
     speeds.sort_by_key(|(id, time, _)| (*id, *time));
