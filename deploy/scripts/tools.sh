@@ -15,7 +15,8 @@
 #     bin/s3rver S3-compatible server for the lake tests, npm s3rver@3.7.1 (installed under s3rver/; a wrapper
 #                script that runs it with node): `s3rver -d DIR -a 127.0.0.1 -p 4568 --configure-bucket lake`,
 #                credentials S3RVER/S3RVER
-#     venv/      Python venv: kubernetes-validate, confluent-kafka[json], grpcio, grpcio-health-checking
+#     venv/      Python venv: kubernetes-validate, confluent-kafka[json], grpcio, grpcio-health-checking,
+#                onnxruntime (libonnxruntime.so for model serving), tritonclient, scikit-learn, skl2onnx
 #     peers-venv/  benchmark peers (Feast with Redis and DuckDB, Apache Airflow 3.3), only for `make bench`
 #
 # First-install times seen on the 2-core dev machine (2026-11-25, empty npm and pip caches, fast registry):
@@ -38,6 +39,12 @@ readonly VENV_REQUIREMENTS=(
     "confluent-kafka[json]==2.16.1"
     "grpcio==1.85.1"
     "grpcio-health-checking==1.85.1"
+    # Model serving (serving.md): libonnxruntime.so for the engine, tritonclient as the independent OIP V2
+    # client in tests, scikit-learn + skl2onnx to train and export the test and demo models.
+    "onnxruntime==1.32.0"
+    "tritonclient[grpc,http]==2.73.0"
+    "scikit-learn==1.9.1"
+    "skl2onnx==1.20.0"
 )
 # Benchmark peers (peers.md), in a venv of their own so that `make test` never pays for them.
 readonly PEERS_REQUIREMENTS=(
@@ -147,7 +154,7 @@ ensure_venv() {
 
 install_venv() {
     ensure_venv "$TOOLS/venv" \
-        'import os, subprocess, sys, confluent_kafka, grpc, grpc_health.v1
+        'import os, subprocess, sys, confluent_kafka, grpc, grpc_health.v1, onnxruntime, tritonclient.grpc, tritonclient.http, sklearn, skl2onnx
 subprocess.run([os.path.join(os.path.dirname(sys.executable), "kubernetes-validate"), "--version"], check=True)' \
         "${VENV_REQUIREMENTS[@]}"
 }

@@ -55,6 +55,15 @@ pub mod orchestrator {
     }
 }
 
+/// The model serving contract (`plinth.serving.v1`): models, load/unload and predictions by entity key.
+pub mod serving {
+    /// Version 1.
+    #[allow(missing_docs, clippy::all, unreachable_pub, reason = "generated code")]
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/plinth.serving.v1.rs"));
+    }
+}
+
 /// The Open Inference Protocol V2 over gRPC (`inference`, KServe/Triton's package name), with Triton's
 /// model repository extension: an external contract, kept to the published spec so that existing clients
 /// (`tritonclient`) work. Model serving implements the server; the orchestrator is a client.
