@@ -84,7 +84,7 @@ buf-lint: ## buf lint and buf format check of proto/
 	cd proto && $(BUF) lint && $(BUF) format -d --exit-code
 
 .PHONY: bench
-bench: ## benchmarks against peers (installs them first: Feast and Airflow in PLINTH_PEERS_VENV, tansu)
+bench: ## benchmarks against peers (installs them first: Feast and Airflow in PLINTH_PEERS_VENV, MLServer, tansu)
 	@$(TOOLS) all peers
 	@$(SERVICES) ensure
 	cargo bench --workspace

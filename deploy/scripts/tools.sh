@@ -18,6 +18,7 @@
 #     venv/      Python venv: kubernetes-validate, confluent-kafka[json], grpcio, grpcio-health-checking,
 #                onnxruntime (libonnxruntime.so for model serving), tritonclient, scikit-learn, skl2onnx
 #     peers-venv/  benchmark peers (Feast with Redis and DuckDB, Apache Airflow 3.3), only for `make bench`
+#     mlserver-venv/ model serving's benchmark peer (MLServer 1.7 with its scikit-learn runtime), `make bench` only
 #
 # First-install times seen on the 2-core dev machine (2026-11-25, empty npm and pip caches, fast registry):
 #   helm ~2-3 s, buf ~2-3 s, venv ~16 s, kafka ~1-2 s, noida ~1 s, s3 ~4 s; `all` ~26 s; peers ~100 s (Feast and
@@ -51,6 +52,13 @@ readonly PEERS_REQUIREMENTS=(
     "feast[redis,duckdb]==0.67.0"
     # The orchestrator's peer; resolves beside Feast without conflicts (`pip check` clean, 2026-11-26).
     "apache-airflow==3.3.2"
+)
+# Model serving's peer (serving.md), in its own venv: its FastAPI/pydantic pins do not mix with Airflow's.
+# scikit-learn is pinned to the test venv's, which trains the model MLServer loads with joblib.
+readonly MLSERVER_REQUIREMENTS=(
+    "mlserver==1.7.1"
+    "mlserver-sklearn==1.7.1"
+    "scikit-learn==1.9.1"
 )
 
 : "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
@@ -161,6 +169,7 @@ subprocess.run([os.path.join(os.path.dirname(sys.executable), "kubernetes-valida
 
 install_peers() {
     ensure_venv "$TOOLS/peers-venv" 'import feast, duckdb, airflow' "${PEERS_REQUIREMENTS[@]}"
+    ensure_venv "$TOOLS/mlserver-venv" 'import mlserver, mlserver_sklearn' "${MLSERVER_REQUIREMENTS[@]}"
 }
 
 install_kafka() {
