@@ -3,6 +3,7 @@
 pub mod consume;
 pub mod features;
 pub mod lake;
+pub mod model;
 pub mod pipeline;
 pub mod produce;
 pub mod schema;
@@ -55,6 +56,10 @@ pub enum Command {
     ///
     /// Example: plinth pipeline apply pipelines/ && plinth pipeline run train-churn --param epochs=20 --wait
     Pipeline(Box<pipeline::PipelineArgs>),
+    /// List, load and unload model versions and predict by entity key (model serving).
+    ///
+    /// Example: plinth model load driver && plinth model predict driver --key driver_id=1001
+    Model(Box<model::ModelArgs>),
 }
 
 /// Flags shared by client commands.
@@ -138,6 +143,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Lake(command) => lake::run(*command).await,
         Command::Features(command) => features::run(*command).await,
         Command::Pipeline(command) => pipeline::run(*command).await,
+        Command::Model(command) => model::run(*command).await,
     }
 }
 
