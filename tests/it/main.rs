@@ -13,3 +13,5 @@ mod feature_store_streaming;
 mod feature_store_tls;
 mod orchestrator;
 mod schema_registry;
+mod serving_oip;
+mod serving_predict;

@@ -1,5 +1,6 @@
 //! Helpers for Plinth's cross-service tests: services started on free loopback ports and stopped on
-//! drop, unique names, and the Python venv that holds the independent clients (confluent-kafka).
+//! drop, unique names, the Python venv that holds the independent clients (confluent-kafka, tritonclient),
+//! and the generated test model repository.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -591,4 +592,134 @@ impl Drop for OrchestratorServer {
             let _ = kill.send(());
         }
     }
+}
+
+/// The test model repository written by `crates/plinth-serving/testdata/make_models.py` (iris, types,
+/// driver, corrupt, wrongref, incomplete; see the script), generated once per script content into the
+/// system's temporary directory and shared by every test. Panics with the fix when the venv is missing.
+pub fn serving_models() -> PathBuf {
+    use std::hash::{Hash as _, Hasher as _};
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/plinth-serving/testdata/make_models.py");
+    let text = std::fs::read(&script)
+        .unwrap_or_else(|err| panic!("cannot read {}: {err}", script.display()));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    let dir = std::env::temp_dir().join(format!("plinth-test-models-{:016x}", hasher.finish()));
+    if dir.join("expected.json").exists() {
+        return dir;
+    }
+    // Written aside and renamed into place: concurrent tests never see half a repository.
+    let partial = std::env::temp_dir().join(unique_name("plinth-test-models-partial"));
+    let output = std::process::Command::new(python())
+        .arg(&script)
+        .arg(&partial)
+        .output()
+        .unwrap_or_else(|err| panic!("cannot run {}: {err}", script.display()));
+    assert!(
+        output.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if std::fs::rename(&partial, &dir).is_err() {
+        // Another test won the race: its repository is the same.
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    assert!(dir.join("expected.json").exists(), "{} has no expected.json", dir.display());
+    dir
+}
+
+/// Model serving in this process on free ports, its repository the test models of [`serving_models`]
+/// unless `configure` changes `models.root`; nothing is loaded at start unless `configure` says so.
+#[derive(Debug)]
+pub struct ServingServer {
+    /// The gRPC address (OIP V2 and `plinth.serving.v1`).
+    pub grpc: SocketAddr,
+    /// The HTTP address (`/v2/...`).
+    pub http: SocketAddr,
+    task: ServingTask,
+}
+
+impl ServingServer {
+    /// Starts model serving after `configure` adjusts its configuration; returns once the listeners are
+    /// bound (models configured to load at start may still be loading: wait for readiness).
+    pub async fn start_with(configure: impl FnOnce(&mut plinth_serving::Config)) -> Self {
+        let mut config = plinth_serving::Config::default();
+        config.server.grpc.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        config.server.http.listen = "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!());
+        config.server.shutdown_grace_period = std::time::Duration::from_secs(5);
+        config.models.root = format!("file://{}", serving_models().display());
+        configure(&mut config);
+        let bound = plinth_serving::bind(&config)
+            .await
+            .unwrap_or_else(|err| panic!("model serving starts: {err}"));
+        let (grpc, http) = (bound.grpc_addr(), bound.http_addr());
+        Self {
+            grpc,
+            http,
+            task: ServingTask::spawn(|shutdown| bound.serve(shutdown)),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` of the gRPC listener.
+    pub fn grpc_url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// `http://127.0.0.1:PORT` of the HTTP listener.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// A channel to the gRPC listener, for `inference` and `plinth.serving.v1` clients.
+    pub async fn channel(&self) -> plinth_runtime::client::AuthChannel {
+        local_channel(
+            self.grpc,
+            None,
+            std::time::Duration::from_secs(30),
+            "model serving",
+        )
+        .await
+    }
+
+    /// Waits until `/readyz` answers 200 (every configured model loaded), at most `timeout`.
+    pub async fn wait_ready(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let addr = self.http;
+            let ready = tokio::task::spawn_blocking(move || http_status(addr, "/readyz"))
+                .await
+                .ok()
+                .flatten();
+            if ready == Some(200) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "model serving at {} is not ready after {timeout:?}",
+                self.http
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops model serving and waits until it has shut down.
+    pub async fn stop(mut self) {
+        self.task.stop().await;
+    }
+}
+
+/// The status code of `GET path` on `addr` over plain HTTP/1.1, `None` when it does not answer.
+fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    use std::io::{Read as _, Write as _};
+    let mut stream =
+        std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }

@@ -27,6 +27,7 @@ pub mod tensor;
 
 pub use config::Config;
 pub use error::ServingError;
+pub use service::{BoundServing, StartError, bind, run};
 
 /// The service name in telemetry, metrics and logs.
 pub const SERVICE_NAME: &str = "plinth-serving";

@@ -1,7 +1,7 @@
 //! `plinth up`: every service built so far in one process, on embedded defaults and the default ports,
 //! with state under `--data-dir` (default `./.plinth`), until Ctrl-C: the schema registry, a local
-//! Kafka-protocol broker (tansu, a child process), the data hub gateway, the feature store and the
-//! orchestrator (local-process executor).
+//! Kafka-protocol broker (tansu, a child process), the data hub gateway, the feature store, model serving
+//! and the orchestrator (local-process executor).
 
 mod datahub_demo;
 
@@ -59,6 +59,12 @@ pub struct UpArgs {
     /// Orchestrator HTTP port (/metrics, /healthz, /readyz).
     #[arg(long, default_value_t = plinth_orchestrator::config::DEFAULT_HTTP_PORT)]
     pub orchestrator_http_port: u16,
+    /// Model serving gRPC port (Open Inference Protocol V2 and plinth.serving.v1).
+    #[arg(long, default_value_t = plinth_serving::config::DEFAULT_GRPC_PORT)]
+    pub serving_grpc_port: u16,
+    /// Model serving HTTP port (the protocol's REST form /v2, /metrics).
+    #[arg(long, default_value_t = plinth_serving::config::DEFAULT_HTTP_PORT)]
+    pub serving_http_port: u16,
     /// Log level (tracing filter directive).
     #[arg(long, default_value = "info", env = "PLINTH_LOG")]
     pub log_level: String,
@@ -134,11 +140,27 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let feature_store_grpc = feature_store.grpc_addr();
     let feature_store_http = feature_store.http_addr();
 
+    let serving_config = serving_config(
+        &args,
+        &data_dir,
+        [registry_grpc, datahub_grpc, feature_store_grpc],
+    )?;
+    let serving = plinth_serving::bind(&serving_config).await.context(
+        "model serving cannot start (is another `plinth up` running on these ports? is ONNX Runtime installed: `make tools`?)",
+    )?;
+    let serving_grpc = serving.grpc_addr();
+    let serving_http = serving.http_addr();
+
     let orchestrator_config = orchestrator_config(
         &args,
         &data_dir,
         &feature_store_config,
-        [registry_grpc, datahub_grpc, feature_store_grpc],
+        [
+            registry_grpc,
+            datahub_grpc,
+            feature_store_grpc,
+            serving_grpc,
+        ],
     )?;
     let orchestrator = plinth_orchestrator::bind(&orchestrator_config)
         .await
@@ -157,6 +179,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     );
     println!(
         "  feature-store    gRPC http://{feature_store_grpc}   HTTP http://{feature_store_http}  (Feast /get-online-features; embedded online store)"
+    );
+    println!(
+        "  model-serving    gRPC http://{serving_grpc}   HTTP http://{serving_http}  (Open Inference Protocol V2 + PredictByKey; models in {})",
+        serving_config.models.root
     );
     println!(
         "  orchestrator     gRPC http://{orchestrator_grpc}   HTTP http://{orchestrator_http}  (pipelines; local-process executor; logs in {})",
@@ -189,6 +215,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     println!("Press Ctrl-C to stop.");
 
     let (stop_orchestrator, orchestrator_stop) = tokio::sync::watch::channel(false);
+    let (stop_serving, serving_stop) = tokio::sync::watch::channel(false);
     let (stop_feature_store, feature_store_stop) = tokio::sync::watch::channel(false);
     let (stop_datahub, datahub_stop) = tokio::sync::watch::channel(false);
     let (stop_registry, registry_stop) = tokio::sync::watch::channel(false);
@@ -198,6 +225,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let registry_task = tokio::spawn(registry.serve(shutdown(registry_stop)));
     let datahub_task = tokio::spawn(datahub.serve(shutdown(datahub_stop)));
     let feature_store_task = tokio::spawn(feature_store.serve(shutdown(feature_store_stop)));
+    let serving_task = tokio::spawn(serving.serve(shutdown(serving_stop)));
     let orchestrator_task = tokio::spawn(orchestrator.serve(shutdown(orchestrator_stop)));
 
     if args.demo {
@@ -207,14 +235,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
 
     plinth_runtime::server::shutdown_signal().await;
     println!("stopping...");
-    // The orchestrator first (its tasks call the others), then the feature store (its stream consumers
-    // read through the data hub), then the data hub (it
+    // The orchestrator first (its tasks call the others), then model serving (it reads features and logs
+    // predictions), then the feature store (its stream consumers read through the data hub), then the
+    // data hub (it
     // drains produce calls and closes its consumers while Kafka still answers), then the registry it
     // validates against, then the broker.
     let _ = stop_orchestrator.send(true);
     orchestrator_task
         .await
         .context("the orchestrator task failed")??;
+    let _ = stop_serving.send(true);
+    serving_task
+        .await
+        .context("the model serving task failed")??;
     let _ = stop_feature_store.send(true);
     feature_store_task
         .await
@@ -312,13 +345,17 @@ fn feature_store_config(
 }
 
 /// The orchestrator's configuration for `plinth up`: SQLite, logs and models under the data directory,
-/// the data hub's lake, the local-process executor, and the in-process services as peers (model serving
-/// is not part of `plinth up` yet: `deploy-model` and `batch-score` tasks fail with its address).
+/// the data hub's lake, the local-process executor, and the in-process services as peers.
 fn orchestrator_config(
     args: &UpArgs,
     data_dir: &Path,
     feature_store: &plinth_feature_store::Config,
-    [registry_grpc, datahub_grpc, feature_store_grpc]: [SocketAddr; 3],
+    [
+        registry_grpc,
+        datahub_grpc,
+        feature_store_grpc,
+        serving_grpc,
+    ]: [SocketAddr; 4],
 ) -> anyhow::Result<plinth_orchestrator::Config> {
     let mut config = plinth_orchestrator::Config::default();
     config.server.grpc.listen = SocketAddr::new(args.bind, args.orchestrator_grpc_port);
@@ -352,6 +389,38 @@ fn orchestrator_config(
     config.feature_store.url = peer(feature_store_grpc)?;
     // Training sets and materialization can take minutes.
     config.feature_store.timeout = Duration::from_secs(3600);
+    config.serving.url = peer(serving_grpc)?;
+    Ok(config)
+}
+
+/// Model serving's configuration for `plinth up`: the orchestrator's model repository under the data
+/// directory (every stored model's latest version loaded at start, so deployed models come back after a
+/// restart), the in-process feature store, and predictions logged through the in-process data hub.
+fn serving_config(
+    args: &UpArgs,
+    data_dir: &Path,
+    [registry_grpc, datahub_grpc, feature_store_grpc]: [SocketAddr; 3],
+) -> anyhow::Result<plinth_serving::Config> {
+    let mut config = plinth_serving::Config::default();
+    config.server.grpc.listen = SocketAddr::new(args.bind, args.serving_grpc_port);
+    config.server.http.listen = SocketAddr::new(args.bind, args.serving_http_port);
+    config.server.shutdown_grace_period = GRACE_PERIOD;
+    let models = data_dir.join("models");
+    std::fs::create_dir_all(&models)
+        .with_context(|| format!("cannot create {}", models.display()))?;
+    config.models.root = url::Url::from_directory_path(&models)
+        .map_err(|()| anyhow::anyhow!("{} is not an absolute directory", models.display()))?
+        .to_string();
+    config.models.load_all = true;
+    let peer = |addr: SocketAddr| -> anyhow::Result<url::Url> {
+        format!("http://{addr}")
+            .parse()
+            .context("a service address is not a URL")
+    };
+    config.feature_store.url = peer(feature_store_grpc)?;
+    config.monitoring.enabled = true;
+    config.monitoring.datahub.url = peer(datahub_grpc)?;
+    config.monitoring.registry.url = peer(registry_grpc)?;
     Ok(config)
 }
 
