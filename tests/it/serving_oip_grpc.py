@@ -10,6 +10,7 @@ data type of the `types` model, and that bad requests fail with the right status
 import json
 import sys
 
+import grpc
 import numpy as np
 import tritonclient.grpc as grpcclient
 from tritonclient.grpc import service_pb2
@@ -42,11 +43,15 @@ def assert_same(name, got, want):
 def expect_error(status, fragments, call):
     try:
         call()
-    except InferenceServerException as err:
-        assert err.status() == f"StatusCode.{status}", f"{err.status()} != {status}: {err.message()}"
+    except (InferenceServerException, grpc.RpcError) as err:
+        if isinstance(err, grpc.RpcError):
+            got, message = str(err.code()), err.details()
+        else:
+            got, message = err.status(), err.message()
+        assert got == f"StatusCode.{status}", f"{got} != {status}: {message}"
         for fragment in fragments:
-            assert fragment in err.message(), f"`{fragment}` not in `{err.message()}`"
-        print(f"  {status}: {err.message()}")
+            assert fragment in message, f"`{fragment}` not in `{message}`"
+        print(f"  {status}: {message}")
         return
     raise AssertionError(f"expected {status} {fragments}, got success")
 
@@ -147,9 +152,10 @@ expect_error("INVALID_ARGUMENT", ["wrong_name"], iris_with(name="wrong_name"))
 expect_error("NOT_FOUND", ["no-such-model"], iris_with(model="no-such-model"))
 expect_error("NOT_FOUND", ["v9"], iris_with(version="v9"))
 expect_error("INVALID_ARGUMENT", ["outputs[0]", "nope", "label"], iris_with(outputs=["nope"]))
-expect_error("INVALID_ARGUMENT", ["FP16", "inputs[0]"],
-             lambda: client._client_stub.ModelInfer(typed_request(
-                 "iris", "", {"input": {"datatype": "FP16", "shape": [1], "data": []}})))
+bad = service_pb2.ModelInferRequest(model_name="iris")
+bad.inputs.add(name="input", datatype="FP16", shape=[1, 4])
+bad.raw_input_contents.append(b"\x00" * 8)
+expect_error("INVALID_ARGUMENT", ["FP16", "inputs[0]"], lambda: client._client_stub.ModelInfer(bad))
 bad = typed_request("iris", "", {"input": {"datatype": "FP32", "shape": [1, 4], "data": [1.0, 2.0]}})
 expect_error("INVALID_ARGUMENT", ["inputs[0]", "fp32_contents", "2 values"],
              lambda: client._client_stub.ModelInfer(bad))
