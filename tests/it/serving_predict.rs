@@ -601,16 +601,27 @@ async fn predictions_are_logged_to_kafka_with_the_registered_schema() {
 
     let topic = "plinth.serving.predictions";
     let mut hub_client = datahub.client().await;
-    let mut stream = hub_client
-        .subscribe(hub::SubscribeRequest {
-            consumer_group: "prediction-readers".into(),
-            topics: vec![TopicName::new(topic)],
-            start_position: hub::StartPosition::Earliest.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    // The log creates the topic once the data hub is reachable again (it retries with backoff).
+    let subscribe = hub::SubscribeRequest {
+        consumer_group: "prediction-readers".into(),
+        topics: vec![TopicName::new(topic)],
+        start_position: hub::StartPosition::Earliest.into(),
+        ..Default::default()
+    };
+    let topic_deadline = Instant::now() + Duration::from_secs(30);
+    let mut stream = loop {
+        match hub_client.subscribe(subscribe.clone()).await {
+            Ok(stream) => break stream.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                assert!(
+                    Instant::now() < topic_deadline,
+                    "no topic {topic}: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => panic!("subscribe: {status:?}"),
+        }
+    };
     let mut records = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while records.len() < 3 {
