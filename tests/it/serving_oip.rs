@@ -71,6 +71,7 @@ async fn run_script(script: &str, address: &str) {
         .await
         .expect("python runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
     assert!(
         output.status.success(),
         "{script} failed:\n{stdout}\n{}",
@@ -333,5 +334,34 @@ async fn repository_load_unload_and_index_switch_versions() {
             .into_inner()
             .ready
     );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_over_the_row_limit_is_resource_exhausted() {
+    let server = ServingServer::start_with(|config| {
+        config.models.load = vec!["iris:v1".to_owned()];
+        config.onnx.library = Some(onnx_library());
+        config.limits.max_batch_rows = 2;
+    })
+    .await;
+    server.wait_ready(Duration::from_secs(60)).await;
+    let mut client = GrpcInferenceServiceClient::new(server.channel().await);
+    let mut request = iris_request("");
+    request.inputs[0].shape = vec![3, 4];
+    request.raw_input_contents = vec![[0u8; 48].to_vec()];
+    let status = client.model_infer(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("max_batch_rows") && status.message().contains("input"),
+        "{status:?}"
+    );
+    // Within the limit it answers.
+    let answer = client
+        .model_infer(iris_request(""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.raw_output_contents.len(), 2);
     server.stop().await;
 }
