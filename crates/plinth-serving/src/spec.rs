@@ -134,14 +134,15 @@ const REFERENCE_KEYS: &[&str] = &["inputs", "outputs", "tolerance"];
 const BATCHING_KEYS: &[&str] = &["max_batch_size", "max_delay"];
 
 impl ModelSpec {
-    /// Whether requests can be merged along the first dimension: every input's first dimension is
-    /// variable (-1) and batching allows more than one row.
+    /// Whether requests can be merged along the first dimension: every input's and output's first
+    /// dimension is variable (-1) and batching allows more than one row.
     pub fn batchable(&self) -> bool {
         self.batching.max_batch_size > 1
             && self
                 .inputs
                 .iter()
-                .all(|input| input.shape.first() == Some(&-1))
+                .chain(&self.outputs)
+                .all(|tensor| tensor.shape.first() == Some(&-1))
     }
 
     /// The input named `name`, with its position.
