@@ -119,7 +119,10 @@ impl FeatureStoreClient {
                 }
             }
             _ => ServingError::Unavailable {
-                message: format!("feature store at {url}: {cause}"),
+                message: format!(
+                    "feature store at {url}: {cause}; check feature_store.url and that the feature \
+                     store is running"
+                ),
             },
         }
     }
