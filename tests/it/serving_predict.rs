@@ -342,6 +342,32 @@ async fn predictions_by_key_use_the_stored_features_defaults_and_statuses() {
         "{answer:?}"
     );
 
+    // Per-model latency and errors on /metrics.
+    let mut unknown_model = request(&[1001], false);
+    unknown_model.model = "nope".to_owned();
+    client.predict_by_key(unknown_model).await.unwrap_err();
+    let page = reqwest::get(format!("{}/metrics", server.http_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.lines().any(
+            |line| line.starts_with("plinth_serving_predict_by_key_seconds")
+                && line.contains(r#"model="driver""#)
+        ),
+        "{page}"
+    );
+    assert!(
+        page.lines().any(
+            |line| line.starts_with("plinth_serving_predict_by_key_errors_total")
+                && line.contains(r#"model="unknown""#)
+                && line.contains(r#"code="not_found""#)
+        ),
+        "{page}"
+    );
+
     // ListModels shows the features block of the serving version.
     let models = client
         .list_models(pb::ListModelsRequest {
