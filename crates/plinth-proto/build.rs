@@ -27,6 +27,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".plinth.common.v1.TopicName", "crate::ids::TopicName")
         .extern_path(".plinth.common.v1.DatasetName", "crate::ids::DatasetName")
         .compile_fds(fds)?;
+
+    // prost writes a reference to another package as a path relative to the package's nesting
+    // (`plinth.serving.v1` → `super::super::super::inference`), but `lib.rs` mounts `plinth.*` packages
+    // without the `plinth` level: point references to the top-level `inference` package at its module.
+    for entry in std::fs::read_dir(&out_dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "rs") {
+            let code = std::fs::read_to_string(&path)?;
+            let fixed = code.replace("super::super::super::inference::", "crate::inference::");
+            if fixed != code {
+                std::fs::write(&path, fixed)?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -39,7 +39,8 @@ readonly VENV_REQUIREMENTS=(
     "kubernetes-validate==1.37.0"
     "confluent-kafka[json]==2.16.1"
     "grpcio==1.85.1"
-    "grpcio-health-checking==1.85.1"
+    # 1.80: the last release on protobuf 6, which tritonclient 2.73 needs (1.85 wants protobuf 7).
+    "grpcio-health-checking==1.80.0"
     # Model serving (serving.md): libonnxruntime.so for the engine, tritonclient as the independent OIP V2
     # client in tests, scikit-learn + skl2onnx to train and export the test and demo models.
     "onnxruntime==1.32.0"
