@@ -626,7 +626,11 @@ pub fn serving_models() -> PathBuf {
         // Another test won the race: its repository is the same.
         let _ = std::fs::remove_dir_all(&partial);
     }
-    assert!(dir.join("expected.json").exists(), "{} has no expected.json", dir.display());
+    assert!(
+        dir.join("expected.json").exists(),
+        "{} has no expected.json",
+        dir.display()
+    );
     dir
 }
 
@@ -718,7 +722,11 @@ fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(2)))
         .ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()

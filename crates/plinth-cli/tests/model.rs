@@ -653,7 +653,8 @@ fn an_unreachable_server_is_an_error_naming_it() {
         .unwrap();
     let ran = Ran::of(&["list"], output).code(2);
     assert!(
-        ran.stderr.starts_with("error: cannot reach http://127.0.0.1:1/"),
+        ran.stderr
+            .starts_with("error: cannot reach http://127.0.0.1:1/"),
         "{}",
         ran.stderr
     );

@@ -52,7 +52,10 @@ const GOAL_THROUGHPUT: f64 = 5.0;
 const GOAL_BY_KEY_P99: Duration = Duration::from_millis(2);
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let wants = |part: &str| args.is_empty() || args.iter().any(|a| a == part);
     let seconds = match std::env::var("PLINTH_BENCH_SECONDS") {
         Ok(text) => text
@@ -65,7 +68,11 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(wants("infer"), wants("by-key"), Duration::from_secs(seconds)))
+    runtime.block_on(run(
+        wants("infer"),
+        wants("by-key"),
+        Duration::from_secs(seconds),
+    ))
 }
 
 /// One measured case.
@@ -138,7 +145,8 @@ async fn run(infer: bool, by_key: bool, duration: Duration) -> anyhow::Result<()
         .prefix("plinth-serving-bench")
         .tempdir()?;
     let python = venv_bin("PLINTH_VENV", "venv", "python").map_err(anyhow::Error::msg)?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/make_bench_model.py");
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers/make_bench_model.py");
     let status = Command::new(&python)
         .arg(&script)
         .arg(dir.path())
@@ -205,7 +213,10 @@ async fn measure(
                 plinth_labels == theirs,
                 "Plinth and MLServer disagree on the labels of the sample rows: {plinth_labels:?} vs {theirs:?}"
             );
-            println!("serving bench: Plinth and MLServer agree on the labels of {} rows", rows.len());
+            println!(
+                "serving bench: Plinth and MLServer agree on the labels of {} rows",
+                rows.len()
+            );
         }
         for batch in BATCHES {
             let load = infer_load(plinth.grpc, Some("label"), rows, batch, duration).await?;
@@ -236,13 +247,22 @@ fn sample_rows(dir: &Path) -> anyhow::Result<Vec<Vec<f32>>> {
             row.as_array()
                 .context("a sample row is not a list")?
                 .iter()
-                .map(|v| v.as_f64().map(|v| v as f32).context("a sample value is not a number"))
+                .map(|v| {
+                    v.as_f64()
+                        .map(|v| v as f32)
+                        .context("a sample value is not a number")
+                })
                 .collect()
         })
         .collect()
 }
 
-fn infer_request(output: Option<&str>, rows: &[Vec<f32>], start: usize, batch: usize) -> oip::ModelInferRequest {
+fn infer_request(
+    output: Option<&str>,
+    rows: &[Vec<f32>],
+    start: usize,
+    batch: usize,
+) -> oip::ModelInferRequest {
     let mut raw = Vec::with_capacity(batch * FEATURES * 4);
     for i in 0..batch {
         for value in &rows[(start + i) % rows.len()] {
@@ -349,7 +369,9 @@ async fn by_key_load(addr: SocketAddr, clients: usize, duration: Duration) -> an
                 let driver = FIRST_DRIVER + rng.random_range(0..DRIVERS) as i64;
                 let request = sv::PredictByKeyRequest {
                     model: "bench".to_owned(),
-                    entities: [("driver_id".to_owned(), int64s(&[driver]))].into_iter().collect(),
+                    entities: [("driver_id".to_owned(), int64s(&[driver]))]
+                        .into_iter()
+                        .collect(),
                     ..Default::default()
                 };
                 let sent = Instant::now();
@@ -485,7 +507,9 @@ impl Drop for MlServer {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// A feature store in this process with a Redis online store and the bench's features.
@@ -603,7 +627,12 @@ fn redis_flush(url: &str) -> anyhow::Result<()> {
 
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
-        .map(|text| text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
@@ -641,7 +670,11 @@ fn print_table(results: &Results, duration: Duration) {
                 let ratio = plinth.rate() / theirs.rate();
                 println!(
                     "batch {batch}: Plinth/MLServer throughput {ratio:.1}× (goal ≥ {GOAL_THROUGHPUT}×: {}), p99 {:.2} vs {:.2} ms",
-                    if ratio >= GOAL_THROUGHPUT { "met" } else { "MISSED" },
+                    if ratio >= GOAL_THROUGHPUT {
+                        "met"
+                    } else {
+                        "MISSED"
+                    },
                     plinth.p99.as_secs_f64() * 1e3,
                     theirs.p99.as_secs_f64() * 1e3
                 );
@@ -664,7 +697,11 @@ fn print_table(results: &Results, duration: Duration) {
                 "PredictByKey p99 from one client {:.2} ms (goal ≤ {} ms: {})",
                 load.p99.as_secs_f64() * 1e3,
                 GOAL_BY_KEY_P99.as_millis(),
-                if load.p99 <= GOAL_BY_KEY_P99 { "met" } else { "MISSED" }
+                if load.p99 <= GOAL_BY_KEY_P99 {
+                    "met"
+                } else {
+                    "MISSED"
+                }
             );
         }
     }
