@@ -1,5 +1,5 @@
-//! Runs every `sh` and `python` block of docs/schema-registry.md, docs/datahub.md and
-//! docs/orchestrator.md, in order, each guide against its own fresh `plinth up` (the real binary, every port free-picked, its own local
+//! Runs every `sh` and `python` block of docs/schema-registry.md, docs/datahub.md,
+//! docs/orchestrator.md and docs/serving.md, in order, each guide against its own fresh `plinth up` (the real binary, every port free-picked, its own local
 //! broker), so the user guides never drift from what the platform does.
 
 #![allow(
@@ -31,6 +31,16 @@ struct Platform {
     kafka: String,
     /// The orchestrator's gRPC URL.
     orchestrator_grpc: String,
+    /// The feature store's gRPC URL.
+    feature_store_grpc: String,
+    /// The feature store's HTTP `host:port`.
+    feature_store_http: String,
+    /// Model serving's gRPC URL.
+    serving_grpc: String,
+    /// Model serving's HTTP `host:port`.
+    serving_http: String,
+    /// `plinth up`'s data directory.
+    state: PathBuf,
     dir: TempDir,
 }
 
@@ -111,7 +121,14 @@ fn start_platform(name: &str) -> Platform {
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(120);
     let (mut registry, mut datahub, mut kafka, mut orchestrator) = (None, None, None, None);
-    while registry.is_none() || datahub.is_none() || kafka.is_none() || orchestrator.is_none() {
+    let (mut feature_store, mut serving) = (None, None);
+    while registry.is_none()
+        || datahub.is_none()
+        || kafka.is_none()
+        || orchestrator.is_none()
+        || feature_store.is_none()
+        || serving.is_none()
+    {
         assert!(
             Instant::now() < deadline,
             "plinth up did not print its endpoints"
@@ -124,12 +141,15 @@ fn start_platform(name: &str) -> Platform {
             Some("kafka") => kafka = words.get(1).map(|addr| addr.to_string()),
             // `orchestrator     gRPC http://ADDR   HTTP http://ADDR  (pipelines; ...)`
             Some("orchestrator") => orchestrator = urls(&line).into_iter().next(),
+            Some("feature-store") => feature_store = Some(urls(&line)),
+            Some("model-serving") => serving = Some(urls(&line)),
             _ => {}
         }
     }
     // Keep draining stdout so the platform never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     let (registry, datahub) = (registry.unwrap(), datahub.unwrap());
+    let (feature_store, serving) = (feature_store.unwrap(), serving.unwrap());
     let host_port = |url: &String| url.trim_start_matches("http://").to_owned();
     Platform {
         child,
@@ -139,6 +159,11 @@ fn start_platform(name: &str) -> Platform {
         datahub_http: host_port(&datahub[1]),
         kafka: kafka.unwrap(),
         orchestrator_grpc: orchestrator.unwrap(),
+        feature_store_grpc: feature_store[0].clone(),
+        feature_store_http: host_port(&feature_store[1]),
+        serving_grpc: serving[0].clone(),
+        serving_http: host_port(&serving[1]),
+        state: dir.join("state"),
         dir: TempDir(dir),
     }
 }
@@ -200,7 +225,16 @@ fn run_guide(guide: &str, platform: &Platform) -> Vec<BlockRun> {
         std::env::var("PATH").unwrap_or_default()
     );
     let datahub_grpc = platform.datahub_grpc.trim_start_matches("http://");
+    let serving_grpc = platform.serving_grpc.trim_start_matches("http://");
+    let state = format!("{}/", platform.state.display());
     let replacements = [
+        ("localhost:8001", serving_grpc),
+        ("127.0.0.1:8001", serving_grpc),
+        ("localhost:8000", platform.serving_http.as_str()),
+        ("127.0.0.1:8000", platform.serving_http.as_str()),
+        ("localhost:6566", platform.feature_store_http.as_str()),
+        ("127.0.0.1:6566", platform.feature_store_http.as_str()),
+        (".plinth/", state.as_str()),
         ("localhost:8081", platform.http.as_str()),
         ("127.0.0.1:8081", platform.http.as_str()),
         ("localhost:7002", datahub_grpc),
@@ -234,6 +268,8 @@ fn run_guide(guide: &str, platform: &Platform) -> Vec<BlockRun> {
             .env("PLINTH_REGISTRY_URL", &platform.grpc)
             .env("PLINTH_DATAHUB_URL", &platform.datahub_grpc)
             .env("PLINTH_ORCHESTRATOR_URL", &platform.orchestrator_grpc)
+            .env("PLINTH_FEATURE_STORE_URL", &platform.feature_store_grpc)
+            .env("PLINTH_SERVING_URL", &platform.serving_grpc)
             .output()
             .expect("block runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -426,5 +462,45 @@ fn orchestrator_guide_runs_as_written() {
         found.contains("[plinth] starting attempt 1")
             && found.contains("[plinth] attempt 1 ended: exit code 0"),
         "{found}"
+    );
+}
+
+#[test]
+fn serving_guide_runs_as_written() {
+    let platform = start_platform("serving");
+    let runs = run_guide("serving.md", &platform);
+    assert_eq!(runs.len(), 5, "the first model's blocks");
+    let printed_by = |command: &str| printed_by(&runs, command);
+
+    let listed = printed_by("plinth model list");
+    assert!(listed.contains("driver"), "{listed}");
+    assert!(listed.contains("v1 ready*"), "{listed}");
+    assert!(listed.contains("input FP32[-1,3]"), "{listed}");
+
+    // The model's labels for the two rows: conv_rate + acc_rate > 1 is class 1.
+    let labels = printed_by("tritonclient");
+    assert!(labels.contains("labels [1 0]"), "{labels}");
+    let rest = printed_by("v2/models/driver/infer");
+    assert!(rest.contains("\"model_name\":\"driver\""), "{rest}");
+    assert!(rest.contains("\"name\":\"label\""), "{rest}");
+
+    let predicted = printed_by("plinth model predict");
+    assert!(predicted.contains("Apply complete"), "{predicted}");
+    let row = |key: &str| {
+        predicted
+            .lines()
+            .find(|line| line.trim_start().starts_with(key))
+            .unwrap_or_else(|| panic!("no row for {key}: {predicted}"))
+            .to_owned()
+    };
+    assert!(row("1001").contains("ok"), "{predicted}");
+    assert!(
+        row("1002").contains("defaulted: driver_hourly:acc_rate"),
+        "{predicted}"
+    );
+    assert!(row("9999").contains("entity_not_found"), "{predicted}");
+    assert!(
+        predicted.contains("exit code 1: a key has no prediction"),
+        "{predicted}"
     );
 }
