@@ -15,3 +15,4 @@ mod orchestrator;
 mod schema_registry;
 mod serving_oip;
 mod serving_predict;
+mod serving_start;

@@ -15,36 +15,11 @@ use plinth_proto::inference::{
 };
 use plinth_tests::{ServingServer, python, serving_models};
 
-/// `libonnxruntime.so`: `ORT_DYLIB_PATH`, else the one of the venv's `onnxruntime` wheel.
+/// `libonnxruntime.so`, found as the service finds it (`ORT_DYLIB_PATH`, else the tools venv's wheel).
 fn onnx_library() -> PathBuf {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
-        return PathBuf::from(path);
-    }
-    let venv = python()
-        .parent()
-        .and_then(Path::parent)
-        .expect("the venv holds bin/python")
-        .to_path_buf();
-    let lib = venv.join("lib");
-    for entry in std::fs::read_dir(&lib)
-        .expect("the venv has lib/")
-        .flatten()
-    {
-        let capi = entry.path().join("site-packages/onnxruntime/capi");
-        let Ok(files) = std::fs::read_dir(&capi) else {
-            continue;
-        };
-        for file in files.flatten() {
-            let name = file.file_name().to_string_lossy().into_owned();
-            if name.starts_with("libonnxruntime.so") {
-                return file.path();
-            }
-        }
-    }
-    panic!(
-        "no libonnxruntime.so under {}: install onnxruntime in the venv or set ORT_DYLIB_PATH",
-        lib.display()
-    );
+    plinth_serving::engine::find_library().expect(
+        "no libonnxruntime.so: run `bash deploy/scripts/tools.sh venv` or set ORT_DYLIB_PATH",
+    )
 }
 
 /// Serving with `load` loaded at start, ready.

@@ -42,7 +42,8 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Where `libonnxruntime.so` is when nothing names it: `ORT_DYLIB_PATH`, else the `onnxruntime` wheel in
-/// the tools venv (`$PLINTH_VENV`, `/root/.cache/plinth/tools/venv`, `/tmp/tv`):
+/// the tools venv that `make tools` builds (`$PLINTH_VENV`, else `$PLINTH_TOOLS_DIR/venv`, else
+/// `${XDG_CACHE_HOME:-~/.cache}/plinth/tools/venv`):
 /// `lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so*`.
 pub fn find_library() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|path| !path.is_empty()) {
@@ -52,8 +53,16 @@ pub fn find_library() -> Option<PathBuf> {
     if let Some(venv) = std::env::var_os("PLINTH_VENV").filter(|path| !path.is_empty()) {
         venvs.push(PathBuf::from(venv));
     }
-    venvs.push(PathBuf::from("/root/.cache/plinth/tools/venv"));
-    venvs.push(PathBuf::from("/tmp/tv"));
+    if let Some(tools) = std::env::var_os("PLINTH_TOOLS_DIR").filter(|path| !path.is_empty()) {
+        venvs.push(PathBuf::from(tools).join("venv"));
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
+    if let Some(cache) = cache {
+        venvs.push(cache.join("plinth/tools/venv"));
+    }
     venvs.iter().find_map(|venv| library_in_venv(venv))
 }
 

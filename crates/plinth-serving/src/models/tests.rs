@@ -19,8 +19,10 @@ fn python() -> PathBuf {
     if let Some(venv) = std::env::var_os("PLINTH_VENV") {
         venvs.push(venv.into());
     }
-    venvs.push("/root/.cache/plinth/tools/venv".into());
-    venvs.push("/tmp/tv".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    venvs.push(home.join(".cache/plinth/tools/venv"));
     for venv in &venvs {
         let has_skl2onnx = std::fs::read_dir(venv.join("lib"))
             .into_iter()
@@ -525,17 +527,18 @@ async fn concurrent_requests_are_merged_into_one_engine_call() {
     let before = model.engine_calls();
     model.batcher.hold(true);
     let sizes = [40usize, 40, 100, 10];
-    let tasks: Vec<_> = sizes
-        .iter()
-        .map(|&size| {
-            let model = Arc::clone(&model);
-            let data = vec![0.5f32; size * 3];
-            let input = Tensor::new("input", vec![size as i64, 3], TensorData::Fp32(data)).unwrap();
-            tokio::spawn(async move { model.infer(vec![input]).await })
-        })
-        .collect();
-    while model.batcher.in_flight() < sizes.len() {
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    // Queued one after the other, so the queue's order is the order of `sizes`.
+    let mut tasks = Vec::new();
+    for (queued, &size) in sizes.iter().enumerate() {
+        let model_ref = Arc::clone(&model);
+        let data = vec![0.5f32; size * 3];
+        let input = Tensor::new("input", vec![size as i64, 3], TensorData::Fp32(data)).unwrap();
+        tasks.push(tokio::spawn(
+            async move { model_ref.infer(vec![input]).await },
+        ));
+        while model.batcher.in_flight() < queued + 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
     }
     model.batcher.hold(false);
     for (task, size) in tasks.into_iter().zip(sizes) {
