@@ -75,3 +75,50 @@ async fn a_configured_model_that_cannot_load_stops_the_service_with_the_reason()
     // What exists is listed, so the typo can be fixed.
     assert!(missing.contains("iris"), "{missing}");
 }
+
+#[tokio::test]
+async fn load_all_serves_what_loads_and_marks_the_rest_failed() {
+    let server = ServingServer::start_with(|config| {
+        config.models.load_all = true;
+    })
+    .await;
+    server.wait_ready(Duration::from_secs(60)).await;
+    let mut client = GrpcInferenceServiceClient::new(server.channel().await);
+    for (name, ready) in [
+        ("iris", true),
+        ("types", true),
+        ("driver", true),
+        ("corrupt", false),
+    ] {
+        let answer = client
+            .model_ready(ModelReadyRequest {
+                name: name.to_owned(),
+                version: String::new(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .ready;
+        assert_eq!(answer, ready, "{name}");
+    }
+    let mut serving = plinth_proto::serving::v1::serving_service_client::ServingServiceClient::new(
+        server.channel().await,
+    );
+    let models = serving
+        .list_models(plinth_proto::serving::v1::ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .models;
+    let corrupt = models.iter().find(|m| m.name == "corrupt").unwrap();
+    let version = &corrupt.versions[0];
+    assert_eq!(
+        version.state,
+        plinth_proto::serving::v1::VersionState::Failed as i32
+    );
+    assert!(
+        !version.reason.is_empty(),
+        "the reason is kept: {version:?}"
+    );
+    server.stop().await;
+}

@@ -157,7 +157,8 @@ pub struct ModelsConfig {
     /// Models loaded at start, `name` (latest version) or `name:version`; readiness stays false until
     /// every one is loaded.
     pub load: Vec<String>,
-    /// Also load the latest version of every model in the repository at start.
+    /// Also load the latest version of every other model in the repository at start; one of those that
+    /// does not load is logged and marked failed, and does not stop the start.
     pub load_all: bool,
 }
 

@@ -555,25 +555,26 @@ impl ModelManager {
         Ok(statuses)
     }
 
-    /// Loads the configured models (and every model's latest version when `all`); fails with the first
-    /// model that does not load.
+    /// Loads the configured models, failing with the first that does not load; with `all`, also the
+    /// latest version of every other model in the repository, where a failure is logged and marked on
+    /// the version but does not fail the start.
     pub async fn load_at_start(&self, refs: &[ModelRef], all: bool) -> Result<(), ServingError> {
-        let mut targets: Vec<(String, Option<String>)> = refs
-            .iter()
-            .map(|model| (model.name.clone(), model.version.clone()))
-            .collect();
+        for model in refs {
+            self.load(&model.name, model.version.as_deref()).await?;
+        }
         if all {
+            // Models found in the repository, not named in `load`: one that does not load is
+            // logged and marked failed, and the others still serve.
             for name in self.repository.models().await? {
-                if targets.iter().any(|(target, _)| *target == name) {
+                if refs.iter().any(|model| model.name == name)
+                    || self.repository.versions(&name).await?.is_empty()
+                {
                     continue;
                 }
-                if !self.repository.versions(&name).await?.is_empty() {
-                    targets.push((name, None));
+                if let Err(err) = self.load(&name, None).await {
+                    tracing::warn!(model = %name, error = %err, "a stored model did not load at start; the others serve");
                 }
             }
-        }
-        for (name, version) in &targets {
-            self.load(name, version.as_deref()).await?;
         }
         self.ready.store(true, Ordering::Release);
         Ok(())
