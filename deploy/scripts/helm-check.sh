@@ -6,6 +6,9 @@
 #   defaults        the chart's values.yaml, plus ci/minimal.yaml when present (the few values a chart cannot
 #                   default, such as a database URL)
 #   ci/X-values.yaml  each on its own
+#   production-values.yaml  at the chart's root, when present (the umbrella chart's, for users to copy)
+# A chart with `dependencies:` (the umbrella helm/plinth, file:// repositories) gets `helm dependency build`
+# first, offline; the packed charts/*.tgz are not committed.
 # Negative cases: every ci/invalid/*.yaml (layered on ci/minimal.yaml) must make `helm template` FAIL, and
 # when its first line is `# expect: TEXT` the error must mention TEXT, so the user sees a clear message.
 #
@@ -104,10 +107,20 @@ fi
 ((${#charts[@]})) || { echo "helm-check: no charts under helm/" >&2; exit 1; }
 
 for chart in "${charts[@]}"; do
+    if grep -q '^dependencies:' "$chart/Chart.yaml"; then
+        n_checks=$((n_checks + 1))
+        if ! "$HELM" dependency build "$chart" >"$scratch/out" 2>&1; then
+            fail "$chart: helm dependency build"
+            continue
+        fi
+    fi
     minimal=()
     [[ -f "$chart/ci/minimal.yaml" ]] && minimal=(-f "$chart/ci/minimal.yaml")
     check_case "$chart" defaults "${minimal[@]}"
 
+    if [[ -f "$chart/production-values.yaml" ]]; then
+        check_case "$chart" production-values.yaml -f "$chart/production-values.yaml"
+    fi
     for values in "$chart"/ci/*-values.yaml; do
         [[ -e "$values" ]] || continue
         check_case "$chart" "${values#"$chart"/}" -f "$values"
