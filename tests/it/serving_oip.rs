@@ -4,7 +4,7 @@
 //! tonic's generated client for the model repository extension (index, load, unload).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use plinth_proto::inference::grpc_inference_service_client::GrpcInferenceServiceClient;
