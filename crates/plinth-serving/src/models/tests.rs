@@ -688,11 +688,21 @@ async fn readiness_waits_for_the_models_loaded_at_start() {
     assert_eq!(manager.get("iris", None).unwrap().version, "v1");
     assert_eq!(manager.get("driver", None).unwrap().version, "v1");
 
+    // A listed model that does not load fails the start.
     let failing = manager_at(fixtures(), 1, LimitsConfig::default());
-    let refs = [crate::config::ModelRef::parse("iris").unwrap()];
-    let err = failing.load_at_start(&refs, true).await.unwrap_err();
+    let refs = [crate::config::ModelRef::parse("corrupt").unwrap()];
+    let err = failing.load_at_start(&refs, false).await.unwrap_err();
     assert!(matches!(err, ServingError::BadModel { .. }), "{err}");
     assert!(!failing.is_ready());
+
+    // With `all`, the repository's other models are best effort: corrupt is marked failed, the rest serve.
+    let all = manager_at(fixtures(), 1, LimitsConfig::default());
+    let refs = [crate::config::ModelRef::parse("iris").unwrap()];
+    all.load_at_start(&refs, true).await.unwrap();
+    assert!(all.is_ready());
+    assert_eq!(all.get("iris", None).unwrap().version, "v2");
+    assert!(all.get("types", None).is_ok());
+    assert!(all.get("corrupt", None).is_err());
 }
 
 #[test]
