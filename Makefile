@@ -37,7 +37,7 @@ help: ## list the targets
 
 .PHONY: run
 run: ## start all of Plinth in one process on embedded defaults, with a demo (`plinth up --demo`)
-	@$(TOOLS) kafka
+	@$(TOOLS) kafka venv
 	cargo run -p plinth-cli --bin plinth -- up --demo
 
 .PHONY: test
