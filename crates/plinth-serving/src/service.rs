@@ -25,9 +25,6 @@ pub enum StartError {
     /// ONNX Runtime, the repository or a configured model could not be loaded.
     #[error("{0}")]
     Serving(#[from] ServingError),
-    /// A part could not be built from the configuration.
-    #[error("{0}")]
-    Setup(String),
     /// The listeners failed.
     #[error(transparent)]
     Server(#[from] plinth_runtime::error::ServerError),
@@ -91,36 +88,26 @@ impl BoundServing {
                 }
             }
         });
-        // Stop serving when the shutdown signal comes or a configured model fails to load.
-        let (signal_tx, signal_rx) = tokio::sync::oneshot::channel::<Option<ServingError>>();
-        let watcher = tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown => { let _ = signal_tx.send(None); }
-                Ok(err) = failed_rx => { let _ = signal_tx.send(Some(err)); }
-            }
-        });
-        let failure = Arc::new(std::sync::Mutex::new(None::<ServingError>));
-        let failure_slot = failure.clone();
+        // Stop serving when the shutdown signal comes or a configured model fails to load; the failure
+        // is handed out of the shutdown future to become serve's error.
+        let (why_tx, why_rx) = tokio::sync::oneshot::channel::<ServingError>();
         let served = server
             .serve(async move {
-                if let Ok(Some(err)) = signal_rx.await
-                    && let Ok(mut slot) = failure_slot.lock()
-                {
-                    *slot = Some(err);
+                tokio::select! {
+                    () = shutdown => {}
+                    Ok(err) = failed_rx => { let _ = why_tx.send(err); }
                 }
             })
             .await;
         let _ = stop.send(true);
-        watcher.abort();
         loader.abort();
         if let Some(task) = monitor_task {
             let _ = task.await;
         }
         served?;
-        let failed = failure.lock().ok().and_then(|mut slot| slot.take());
-        match failed {
-            Some(err) => Err(StartError::Serving(err)),
-            None => Ok(()),
+        match why_rx.await {
+            Ok(err) => Err(StartError::Serving(err)),
+            Err(_) => Ok(()),
         }
     }
 }
@@ -147,13 +134,9 @@ pub async fn bind(config: &Config) -> Result<BoundServing, StartError> {
     ));
     let max_message = config.server.max_request_body_bytes;
     let mut builder = ServerBuilder::new(SERVICE_NAME, config.server.clone())
-        .grpc_service(crate::oip::grpc::server(
-            manager.clone(),
-            &config.limits,
-            max_message,
-        ))
+        .grpc_service(crate::oip::grpc::server(manager.clone(), max_message))
         .grpc_service(crate::api::server(manager.clone(), predictor))
-        .http_router(crate::oip::rest::router(manager.clone(), &config.limits));
+        .http_router(crate::oip::rest::router(manager.clone()));
     let health = builder.health();
     let server = builder.bind().await?;
     tracing::info!(grpc = %server.grpc_addr(), http = %server.http_addr(), models = %config.models.root, "model serving listening; loading models");
