@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use plinth_proto::common::v1::{Subject, TopicName};
+use plinth_proto::common::v1::TopicName;
 use plinth_proto::datahub::v1 as datahub;
-use plinth_proto::schemaregistry::v1 as registry;
 use plinth_runtime::client::AuthChannel;
 use tokio::sync::{Notify, watch};
 
@@ -194,54 +193,15 @@ impl Publisher {
 
     /// Registers the event schema and creates the topic bound to it (both idempotent).
     async fn ensure_topic(&self) -> Result<(), PublishError> {
-        let subject = format!("{}-value", self.topic);
-        let mut registry_client =
-            registry::schema_registry_service_client::SchemaRegistryServiceClient::new(
-                self.registry.clone(),
-            );
-        registry_client
-            .register_schema(registry::RegisterSchemaRequest {
-                subject: Some(Subject::new(subject.clone())),
-                schema: Some(registry::Schema {
-                    schema: EVENT_SCHEMA.to_owned(),
-                    schema_type: registry::SchemaType::Json.into(),
-                    references: Vec::new(),
-                }),
-                normalize: false,
-                id: None,
-                version: None,
-            })
-            .await
-            .map_err(|status| {
-                PublishError::Peer(format!(
-                    "registering the run-event schema under {subject}: {}",
-                    status.message()
-                ))
-            })?;
-        let mut hub =
-            datahub::data_hub_service_client::DataHubServiceClient::new(self.datahub.clone());
-        let created = hub
-            .create_topic(datahub::CreateTopicRequest {
-                name: Some(TopicName::new(self.topic.clone())),
-                value_binding: Some(datahub::SchemaBinding {
-                    subject: Some(Subject::new(subject)),
-                    pinned_version: None,
-                }),
-                key_binding: None,
-                partition_count: 0,
-                replication_factor: 0,
-                retention: None,
-            })
-            .await;
-        match created {
-            Ok(_) => Ok(()),
-            Err(status) if status.code() == tonic::Code::AlreadyExists => Ok(()),
-            Err(status) => Err(PublishError::Peer(format!(
-                "creating the topic {}: {}",
-                self.topic,
-                status.message()
-            ))),
-        }
+        plinth_runtime::client::ensure_json_topic(
+            self.registry.clone(),
+            self.datahub.clone(),
+            &self.topic,
+            EVENT_SCHEMA,
+            "the run-event schema",
+        )
+        .await
+        .map_err(PublishError::Peer)
     }
 
     /// Publishes up to 500 outbox events; answers how many.

@@ -173,3 +173,54 @@ fn unreachable(endpoint: &Url, err: &tonic::transport::Error, timeout: Duration)
         hint,
     }
 }
+
+/// Registers `schema` (a JSON Schema) under the subject `<topic>-value` at the schema registry behind
+/// `registry`, then creates `topic` bound to it at the data hub behind `datahub`; both steps are
+/// idempotent, so a service that publishes its own events calls this at start and again after a failure.
+/// `what` names the schema in the error (`the run-event schema`), which says which step failed and the
+/// peer's message.
+pub async fn ensure_json_topic(
+    registry: AuthChannel,
+    datahub: AuthChannel,
+    topic: &str,
+    schema: &str,
+    what: &str,
+) -> Result<(), String> {
+    use plinth_proto::common::v1::{Subject, TopicName};
+    use plinth_proto::datahub::v1 as hub;
+    use plinth_proto::schemaregistry::v1 as sr;
+
+    let subject = format!("{topic}-value");
+    sr::schema_registry_service_client::SchemaRegistryServiceClient::new(registry)
+        .register_schema(sr::RegisterSchemaRequest {
+            subject: Some(Subject::new(subject.clone())),
+            schema: Some(sr::Schema {
+                schema: schema.to_owned(),
+                schema_type: sr::SchemaType::Json.into(),
+                references: Vec::new(),
+            }),
+            normalize: false,
+            id: None,
+            version: None,
+        })
+        .await
+        .map_err(|status| format!("registering {what} under {subject}: {}", status.message()))?;
+    let created = hub::data_hub_service_client::DataHubServiceClient::new(datahub)
+        .create_topic(hub::CreateTopicRequest {
+            name: Some(TopicName::new(topic.to_owned())),
+            value_binding: Some(hub::SchemaBinding {
+                subject: Some(Subject::new(subject)),
+                pinned_version: None,
+            }),
+            key_binding: None,
+            partition_count: 0,
+            replication_factor: 0,
+            retention: None,
+        })
+        .await;
+    match created {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == tonic::Code::AlreadyExists => Ok(()),
+        Err(status) => Err(format!("creating the topic {topic}: {}", status.message())),
+    }
+}

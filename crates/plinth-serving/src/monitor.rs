@@ -16,11 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use plinth_proto::common::v1::{Subject, TopicName};
+use plinth_proto::common::v1::TopicName;
 use plinth_proto::datahub::v1 as datahub;
 use plinth_proto::featurestore::v1 as fs;
 use plinth_proto::inference::InferTensorContents;
-use plinth_proto::schemaregistry::v1 as registry;
 use plinth_proto::serving::v1 as pb;
 use plinth_runtime::client::AuthChannel;
 use serde_json::{Value as Json, json};
@@ -253,54 +252,14 @@ impl Sender {
 
     /// Registers the schema and creates the topic bound to it (both idempotent).
     async fn ensure_topic(&self) -> Result<(), String> {
-        let subject = format!("{}-value", self.topic);
-        let mut registry_client =
-            registry::schema_registry_service_client::SchemaRegistryServiceClient::new(
-                self.registry.clone(),
-            );
-        registry_client
-            .register_schema(registry::RegisterSchemaRequest {
-                subject: Some(Subject::new(subject.clone())),
-                schema: Some(registry::Schema {
-                    schema: PREDICTION_SCHEMA.to_owned(),
-                    schema_type: registry::SchemaType::Json.into(),
-                    references: Vec::new(),
-                }),
-                normalize: false,
-                id: None,
-                version: None,
-            })
-            .await
-            .map_err(|status| {
-                format!(
-                    "registering the prediction schema under {subject}: {}",
-                    status.message()
-                )
-            })?;
-        let mut hub =
-            datahub::data_hub_service_client::DataHubServiceClient::new(self.datahub.clone());
-        let created = hub
-            .create_topic(datahub::CreateTopicRequest {
-                name: Some(TopicName::new(self.topic.clone())),
-                value_binding: Some(datahub::SchemaBinding {
-                    subject: Some(Subject::new(subject)),
-                    pinned_version: None,
-                }),
-                key_binding: None,
-                partition_count: 0,
-                replication_factor: 0,
-                retention: None,
-            })
-            .await;
-        match created {
-            Ok(_) => Ok(()),
-            Err(status) if status.code() == tonic::Code::AlreadyExists => Ok(()),
-            Err(status) => Err(format!(
-                "creating the topic {}: {}",
-                self.topic,
-                status.message()
-            )),
-        }
+        plinth_runtime::client::ensure_json_topic(
+            self.registry.clone(),
+            self.datahub.clone(),
+            &self.topic,
+            PREDICTION_SCHEMA,
+            "the prediction schema",
+        )
+        .await
     }
 
     /// Produces up to `batch` of `records`, removing what the data hub took (written, or refused as
