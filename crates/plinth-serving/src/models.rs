@@ -113,8 +113,19 @@ impl LoadedModel {
         describe(&self.name, &self.version)
     }
 
-    /// The inputs in spec order and the request's rows, or what is wrong with them.
+    /// The inputs in spec order and the request's rows, or what is wrong with them. The row limit is
+    /// checked first, on every input, so an oversized request does no further work.
     fn check(&self, inputs: Vec<Tensor>) -> Result<(Vec<Tensor>, usize), ServingError> {
+        if let Some(tensor) = inputs.iter().find(|t| t.rows() > self.max_batch_rows) {
+            return Err(ServingError::ResourceExhausted {
+                message: format!(
+                    "input `{}` has {} rows, more than limits.max_batch_rows ({}); split it into smaller requests",
+                    tensor.name,
+                    tensor.rows(),
+                    self.max_batch_rows
+                ),
+            });
+        }
         let declared = &self.spec.inputs;
         let in_order = inputs.len() == declared.len()
             && inputs
@@ -177,16 +188,7 @@ impl LoadedModel {
                 }
             }
         }
-        let rows = rows.unwrap_or(1);
-        if rows > self.max_batch_rows {
-            return Err(ServingError::ResourceExhausted {
-                message: format!(
-                    "the request has {rows} rows, more than limits.max_batch_rows ({}); split it into smaller requests",
-                    self.max_batch_rows
-                ),
-            });
-        }
-        Ok((inputs, rows))
+        Ok((inputs, rows.unwrap_or(1)))
     }
 
     /// `inputs` in spec order; INVALID_ARGUMENT for an unknown, repeated or missing name.

@@ -15,7 +15,6 @@
 
 use std::sync::Arc;
 
-use crate::config::LimitsConfig;
 use crate::error::ServingError;
 use crate::models::{LoadedModel, ModelManager, VersionState};
 use crate::spec::TensorSpec;
@@ -171,15 +170,13 @@ pub(crate) struct InferCall<'a> {
     pub(crate) outputs: Vec<String>,
 }
 
-/// Finds the model, checks the request's rows against the limit and the requested outputs against
-/// the model's, runs it, and returns the model with the outputs asked for, in the order asked.
+/// Finds the model, checks the requested outputs against the model's, runs it (the model checks the
+/// inputs and the row limit), and returns the model with the outputs asked for, in the order asked.
 pub(crate) async fn infer(
     manager: &ModelManager,
-    limits: &LimitsConfig,
     call: InferCall<'_>,
 ) -> Result<(Arc<LoadedModel>, Vec<Tensor>), ServingError> {
     let model = manager.get(call.model, call.version)?;
-    check_rows(limits, &call.inputs)?;
     let mut wanted = Vec::with_capacity(call.outputs.len());
     for (i, name) in call.outputs.iter().enumerate() {
         let Some(index) = model.spec.outputs.iter().position(|out| &out.name == name) else {
@@ -220,23 +217,6 @@ pub(crate) async fn infer(
         chosen.push(outputs.swap_remove(position));
     }
     Ok((model, chosen))
-}
-
-/// RESOURCE_EXHAUSTED when an input has more rows than `limits.max_batch_rows`, before any work.
-fn check_rows(limits: &LimitsConfig, inputs: &[Tensor]) -> Result<(), ServingError> {
-    for tensor in inputs {
-        if tensor.rows() > limits.max_batch_rows {
-            return Err(ServingError::ResourceExhausted {
-                message: format!(
-                    "input `{}` has {} rows, more than limits.max_batch_rows ({}): split the request",
-                    tensor.name,
-                    tensor.rows(),
-                    limits.max_batch_rows
-                ),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// `` `a`, `b` `` for messages.

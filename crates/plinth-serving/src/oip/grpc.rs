@@ -22,7 +22,6 @@ use plinth_proto::inference::{
 use tonic::{Request, Response, Status};
 
 use super::{InferCall, TensorMetadata, codec};
-use crate::config::LimitsConfig;
 use crate::error::ServingError;
 use crate::models::ModelManager;
 
@@ -30,21 +29,16 @@ use crate::models::ModelManager;
 #[derive(Debug, Clone)]
 pub struct OipServer {
     manager: Arc<ModelManager>,
-    limits: LimitsConfig,
 }
 
 /// The gRPC service, decoding and encoding messages of up to `max_message_bytes`.
 pub fn server(
     manager: Arc<ModelManager>,
-    limits: &LimitsConfig,
     max_message_bytes: usize,
 ) -> GrpcInferenceServiceServer<OipServer> {
-    GrpcInferenceServiceServer::new(OipServer {
-        manager,
-        limits: limits.clone(),
-    })
-    .max_decoding_message_size(max_message_bytes)
-    .max_encoding_message_size(max_message_bytes)
+    GrpcInferenceServiceServer::new(OipServer { manager })
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes)
 }
 
 fn tensor_metadata(tensors: Vec<TensorMetadata>) -> Vec<TensorMetadataProto> {
@@ -207,7 +201,7 @@ impl GrpcInferenceService for OipServer {
             inputs,
             outputs,
         };
-        let (model, outputs) = super::infer(&self.manager, &self.limits, call).await?;
+        let (model, outputs) = super::infer(&self.manager, call).await?;
         let (outputs, raw_output_contents) = codec::encode_outputs(outputs);
         Ok(Response::new(ModelInferResponse {
             model_name: model.name.clone(),

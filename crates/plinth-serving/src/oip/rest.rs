@@ -16,7 +16,6 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{InferCall, ModelMetadata, json as codec_json};
-use crate::config::LimitsConfig;
 use crate::error::ServingError;
 use crate::models::ModelManager;
 
@@ -26,17 +25,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Debug, Clone)]
 struct Shared {
     manager: Arc<ModelManager>,
-    limits: LimitsConfig,
 }
 
 type Ctx = State<Arc<Shared>>;
 
 /// The `/v2/...` routes, to be merged with the runtime's `/metrics`, `/healthz` and `/readyz`.
-pub fn router(manager: Arc<ModelManager>, limits: &LimitsConfig) -> Router {
-    let shared = Arc::new(Shared {
-        manager,
-        limits: limits.clone(),
-    });
+pub fn router(manager: Arc<ModelManager>) -> Router {
+    let shared = Arc::new(Shared { manager });
     Router::new()
         .route("/v2", get(server_metadata))
         .route("/v2/health/live", get(live))
@@ -218,7 +213,7 @@ async fn run_infer(
         inputs: request.inputs,
         outputs: requested,
     };
-    let (model, outputs) = super::infer(&shared.manager, &shared.limits, call).await?;
+    let (model, outputs) = super::infer(&shared.manager, call).await?;
     let binary: Vec<bool> = if request.outputs.is_empty() {
         vec![request.binary_by_default; outputs.len()]
     } else {
