@@ -605,7 +605,8 @@ pub fn serving_models() -> PathBuf {
         .unwrap_or_else(|err| panic!("cannot read {}: {err}", script.display()));
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut hasher);
-    let dir = std::env::temp_dir().join(format!("plinth-test-models-{:016x}", hasher.finish()));
+    // The same directory the crate's own unit tests use (`src/models/tests.rs`), so the script runs once.
+    let dir = std::env::temp_dir().join(format!("plinth-serving-models-{:x}", hasher.finish()));
     if dir.join("expected.json").exists() {
         return dir;
     }
