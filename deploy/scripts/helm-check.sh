@@ -5,7 +5,12 @@
 # `kubernetes-validate --strict` against Kubernetes $KUBE_VERSION:
 #   defaults        the chart's values.yaml, plus ci/minimal.yaml when present (the few values a chart cannot
 #                   default, such as a database URL)
-#   ci/X-values.yaml  each on its own
+#   ci/X-values.yaml  each on its own. Its header may carry, one per line:
+#                   `# args: ARGS...`  more helm arguments (e.g. --set global.kafka.bootstrapServers=...),
+#                                      word-split, applied after the file
+#                   `# expect-rendered: KIND/NAME TEXT`      the rendered object KIND/NAME must contain TEXT
+#                   `# expect-not-rendered: KIND/NAME TEXT`  ... must not contain it
+#                   (NAME is the object's metadata.name under release $RELEASE, e.g. ConfigMap/plinth-ci-datahub)
 #   production-values.yaml  at the chart's root, when present (the umbrella chart's, for users to copy)
 # A chart with `dependencies:` (the umbrella helm/plinth, file:// repositories) gets `helm dependency build`
 # first, offline; the packed charts/*.tgz are not committed.
@@ -69,7 +74,49 @@ check_case() {
     printf 'helm-check: ok   %s [%s]: lint, template (%s objects), kubernetes-validate %s\n' \
         "$chart" "$label" "$n_objects" "$KUBE_VERSION"
     [[ -s "$scratch/out" ]] && sed 's/^/    /' "$scratch/out"
+    rendered_ok=1
     return 0
+}
+
+# rendered_object KIND NAME: the documents of $scratch/rendered.yaml with that kind and metadata.name.
+rendered_object() {
+    awk -v want_kind="$1" -v want_name="$2" '
+        function flush() {
+            if (kind == want_kind && name == want_name) printf "%s", doc
+            doc = ""; kind = ""; name = ""; in_meta = 0
+        }
+        /^---/ { flush(); next }
+        { doc = doc $0 "\n" }
+        /^kind: / { kind = $2 }
+        /^metadata:/ { in_meta = 1; next }
+        /^[^ ]/ { in_meta = 0 }
+        in_meta && name == "" && /^  name: / { name = $2; gsub(/"/, "", name) }
+        END { flush() }
+    ' "$scratch/rendered.yaml"
+}
+
+# check_expectations CHART LABEL VALUES: the `# expect-rendered:` / `# expect-not-rendered:` lines of VALUES
+# against the last rendered case.
+check_expectations() {
+    local chart="$1" label="$2" values="$3" line what object text n=0
+    while IFS= read -r line; do
+        what="${line%%:*}"
+        line="${line#*: }"
+        object="${line%% *}"
+        text="${line#* }"
+        n_checks=$((n_checks + 1))
+        n=$((n + 1))
+        rendered_object "${object%%/*}" "${object#*/}" >"$scratch/object.yaml"
+        : >"$scratch/out"
+        if [[ ! -s "$scratch/object.yaml" ]]; then
+            fail "$chart [$label]: $what: no $object was rendered"
+        elif [[ "$what" == "# expect-rendered" ]] && ! grep -qF -- "$text" "$scratch/object.yaml"; then
+            fail "$chart [$label]: $object does not contain '$text'"
+        elif [[ "$what" == "# expect-not-rendered" ]] && grep -qF -- "$text" "$scratch/object.yaml"; then
+            fail "$chart [$label]: $object contains '$text', which it must not"
+        fi
+    done < <(grep -E '^# expect-(not-)?rendered: ' "$values" || true)
+    ((n == 0)) || printf 'helm-check: ok   %s [%s]: %d rendered expectations\n' "$chart" "$label" "$n"
 }
 
 # check_rejected CHART LABEL EXPECTED VALUES_ARGS...: `helm template` must fail, mentioning EXPECTED.
@@ -123,7 +170,12 @@ for chart in "${charts[@]}"; do
     fi
     for values in "$chart"/ci/*-values.yaml; do
         [[ -e "$values" ]] || continue
-        check_case "$chart" "${values#"$chart"/}" -f "$values"
+        read -r -a extra_args <<<"$(sed -n 's/^# args: //p' "$values" | tr '\n' ' ')"
+        rendered_ok=0
+        check_case "$chart" "${values#"$chart"/}" -f "$values" "${extra_args[@]}"
+        if ((rendered_ok)); then
+            check_expectations "$chart" "${values#"$chart"/}" "$values"
+        fi
     done
 
     # Without a bad-values file of its own, a chart that has replicaCount must at least reject a string.

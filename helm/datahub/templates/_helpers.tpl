@@ -115,7 +115,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The lake root's scheme: s3, gs or file. */}}
 {{- define "datahub.lakeScheme" -}}
-{{- (splitList "://" (required "lake.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir" .Values.lake.root)) | first }}
+{{- (splitList "://" (required "lake.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (under the umbrella chart, global.objectStore.lakeRoot)" .Values.lake.root)) | first }}
 {{- end }}
 
 {{/* A file:// root's directory, where its volume is mounted. */}}
@@ -188,4 +188,149 @@ tcpSocket:
 {{/* Pod template fields that change the config the process sees: a change rolls the Deployment. */}}
 {{- define "datahub.configChecksum" -}}
 {{- include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- end }}
+
+{{/*
+Settings an umbrella chart shares through `global` (helm/plinth: global.postgresql, kafka, redis, objectStore,
+tls, auth, serviceToken, serviceCa). Each shared key is this chart's own value when set (not null), else the
+global one, else the default below; maps (object-store options) merge key by key. "datahub.resolveGlobals"
+writes the result into .Values in place and every template includes it first, so the rest of the chart
+reads plain .Values; a second call changes nothing (resolved values are then the chart's own). An inline
+secret value of the chart's own (database.url, auth.tokens) wins over a global Secret.
+*/}}
+{{- define "datahub.sharedDefaults" -}}
+kafka:
+  bootstrapServers: ''
+  securityProtocol: plaintext
+  sasl:
+    mechanism: ''
+    username: ''
+    existingSecret: ''
+    passwordKey: password
+    usernameKey: ''
+    passwordAs: file
+  tls:
+    existingSecret: ''
+    caKey: ca.crt
+    clientCertificate: false
+    certificateKey: tls.crt
+    privateKeyKey: tls.key
+lake:
+  root: ''
+  credentials:
+    existingSecret: ''
+    aws:
+      accessKeyIdKey: AWS_ACCESS_KEY_ID
+      secretAccessKeyKey: AWS_SECRET_ACCESS_KEY
+      sessionTokenKey: ''
+    gcp:
+      serviceAccountKey: service-account.json
+tls:
+  enabled: false
+  existingSecret: ''
+  clientAuth: false
+auth:
+  enabled: false
+  existingSecret: ''
+  existingSecretKey: tokens
+  tokens: ''
+token:
+  existingSecret: ''
+  existingSecretKey: token
+ca:
+  existingSecret: ''
+  existingSecretKey: ca.crt
+{{- end }}
+
+{{- define "datahub.resolveGlobals" -}}
+{{- $g := .Values.global | default dict }}
+{{- $os := $g.objectStore | default dict }}
+{{- $d := include "datahub.sharedDefaults" . | fromYaml }}
+{{- include "datahub.resolveDatabase" . }}
+{{- include "datahub.resolveInline" (list .Values.auth "tokens") }}
+{{- $_ := set .Values "tls" (include "datahub.coalesce" (list .Values.tls $g.tls $d.tls) | fromJson) }}
+{{- $_ = set .Values "auth" (include "datahub.coalesce" (list .Values.auth $g.auth $d.auth) | fromJson) }}
+{{- $_ = set .Values.schemaRegistry "token" (include "datahub.coalesce" (list .Values.schemaRegistry.token $g.serviceToken $d.token) | fromJson) }}
+{{- $_ = set .Values.schemaRegistry "ca" (include "datahub.coalesce" (list .Values.schemaRegistry.ca $g.serviceCa $d.ca) | fromJson) }}
+{{- $_ = set .Values "kafka" (include "datahub.coalesce" (list .Values.kafka $g.kafka $d.kafka) | fromJson) }}
+{{- $_ = set .Values "lake" (include "datahub.coalesce" (list .Values.lake (dict "root" $os.lakeRoot "options" $os.options "credentials" $os.credentials) $d.lake) | fromJson) }}
+{{- include "datahub.checkShared" . }}
+{{- end }}
+
+{{/* datahub.coalesce (list OWN GLOBAL DEFAULT): JSON of the three maps merged, per key the first non-null. */}}
+{{- define "datahub.coalesce" -}}
+{{- $own := index . 0 | default dict }}
+{{- $global := index . 1 | default dict }}
+{{- $default := index . 2 | default dict }}
+{{- $out := dict }}
+{{- range $k := concat (keys $own) (keys $global) (keys $default) | uniq }}
+{{- $layers := list (index $own $k) (index $global $k) (index $default $k) }}
+{{- if or (kindIs "map" (index $layers 0)) (kindIs "map" (index $layers 1)) (kindIs "map" (index $layers 2)) }}
+{{- $_ := set $out $k (include "datahub.coalesce" $layers | fromJson) }}
+{{- else }}
+{{- range $layer := $layers }}
+{{- if and (not (hasKey $out $k)) (not (kindIs "invalid" $layer)) }}
+{{- $_ := set $out $k $layer }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* datahub.resolveInline (list BLOCK KEY): an inline BLOCK.KEY of the chart's own, with BLOCK.existingSecret
+unset, means "no Secret": global's Secret must not shadow it. */}}
+{{- define "datahub.resolveInline" -}}
+{{- $block := index . 0 }}
+{{- if and (kindIs "invalid" $block.existingSecret) (index $block (index . 1)) }}
+{{- $_ := set $block "existingSecret" "" }}
+{{- end }}
+{{- end }}
+
+{{/* The database URL's Secret: database.existingSecret, else the chart's own Secret from database.url, else
+global.postgresql.existingSecret with key global.postgresql.keys.datahub (default "datahub"). */}}
+{{- define "datahub.resolveDatabase" -}}
+{{- $db := .Values.database }}
+{{- $pg := (.Values.global | default dict).postgresql | default dict }}
+{{- if kindIs "invalid" $db.existingSecret }}
+{{- if and (not $db.url) $pg.existingSecret }}
+{{- $_ := set $db "existingSecret" $pg.existingSecret }}
+{{- if kindIs "invalid" $db.existingSecretKey }}
+{{- $_ := set $db "existingSecretKey" ((($pg.keys | default dict).datahub) | default "datahub") }}
+{{- end }}
+{{- else }}
+{{- $_ := set $db "existingSecret" "" }}
+{{- end }}
+{{- end }}
+{{- if kindIs "invalid" $db.existingSecretKey }}
+{{- $_ := set $db "existingSecretKey" "url" }}
+{{- end }}
+{{- if and (not $db.existingSecret) (not $db.url) }}
+{{- fail "database.url is empty: set database.url (postgres://USER:PASSWORD@HOST:5432/DB) or database.existingSecret; under the umbrella chart, global.postgresql.existingSecret" }}
+{{- end }}
+{{- end }}
+
+{{/* What the schema cannot check before globals are applied: the resolved values' required pairs. */}}
+{{- define "datahub.checkShared" -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail "tls.enabled is true, but tls.existingSecret is empty: name the kubernetes.io/tls Secret with tls.crt and tls.key (under the umbrella chart, global.tls.existingSecret)" }}
+{{- end }}
+{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) (not .Values.auth.tokens) }}
+{{- fail "auth.enabled is true, but neither auth.existingSecret nor auth.tokens is set: name the Secret holding the tokens file, or give its lines in auth.tokens (under the umbrella chart, global.auth)" }}
+{{- end }}
+{{- $kafka := .Values.kafka }}
+{{- if has $kafka.securityProtocol (list "sasl_plaintext" "sasl_ssl") }}
+{{- if not $kafka.sasl.mechanism }}
+{{- fail (printf "kafka.sasl.mechanism is empty, but kafka.securityProtocol is %s: set PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (under the umbrella chart, global.kafka.sasl.mechanism)" $kafka.securityProtocol) }}
+{{- end }}
+{{- if not $kafka.sasl.existingSecret }}
+{{- fail (printf "kafka.sasl.existingSecret is empty, but kafka.securityProtocol is %s: name the Secret holding the SASL password (under the umbrella chart, global.kafka.sasl.existingSecret)" $kafka.securityProtocol) }}
+{{- end }}
+{{- if not (or $kafka.sasl.username $kafka.sasl.usernameKey) }}
+{{- fail "kafka.sasl.username is empty: set it, or kafka.sasl.usernameKey to read it from kafka.sasl.existingSecret (under the umbrella chart, global.kafka.sasl.*)" }}
+{{- end }}
+{{- end }}
+{{- if and $kafka.tls.clientCertificate (not $kafka.tls.existingSecret) }}
+{{- fail "kafka.tls.clientCertificate is true, but kafka.tls.existingSecret is empty: name the Secret holding the client certificate and key" }}
+{{- end }}
 {{- end }}

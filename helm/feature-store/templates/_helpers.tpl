@@ -142,7 +142,7 @@ when the URL is given inline (a URL in an existing Secret is only seen by the se
 
 {{/* The lake root's scheme: s3, gs or file. */}}
 {{- define "featurestore.lakeScheme" -}}
-{{- (splitList "://" (required "lake.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir" .Values.lake.root)) | first }}
+{{- (splitList "://" (required "lake.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (under the umbrella chart, global.objectStore.lakeRoot)" .Values.lake.root)) | first }}
 {{- end }}
 
 {{/* A file:// root's directory, where its volume is mounted. */}}
@@ -216,4 +216,132 @@ tcpSocket:
 {{/* Pod template fields that change the config the process sees: a change rolls the Deployment. */}}
 {{- define "featurestore.configChecksum" -}}
 {{- include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- end }}
+
+{{/*
+Settings an umbrella chart shares through `global` (helm/plinth: global.postgresql, kafka, redis, objectStore,
+tls, auth, serviceToken, serviceCa). Each shared key is this chart's own value when set (not null), else the
+global one, else the default below; maps (object-store options) merge key by key. "feature-store.resolveGlobals"
+writes the result into .Values in place and every template includes it first, so the rest of the chart
+reads plain .Values; a second call changes nothing (resolved values are then the chart's own). An inline
+secret value of the chart's own (database.url, auth.tokens, online.redis.url) wins over a global Secret.
+*/}}
+{{- define "feature-store.sharedDefaults" -}}
+online:
+  redis:
+    existingSecret: ''
+    existingSecretKey: url
+    url: ''
+    tls:
+      ca:
+        existingSecret: ''
+        existingSecretKey: ca.crt
+      clientCert:
+        existingSecret: ''
+        certKey: tls.crt
+        keyKey: tls.key
+lake:
+  root: ''
+  credentials:
+    existingSecret: ''
+    aws:
+      accessKeyIdKey: AWS_ACCESS_KEY_ID
+      secretAccessKeyKey: AWS_SECRET_ACCESS_KEY
+      sessionTokenKey: ''
+    gcp:
+      serviceAccountKey: service-account.json
+tls:
+  enabled: false
+  existingSecret: ''
+  clientAuth: false
+auth:
+  enabled: false
+  existingSecret: ''
+  existingSecretKey: tokens
+  tokens: ''
+token:
+  existingSecret: ''
+  existingSecretKey: token
+ca:
+  existingSecret: ''
+  existingSecretKey: ca.crt
+{{- end }}
+
+{{- define "feature-store.resolveGlobals" -}}
+{{- $g := .Values.global | default dict }}
+{{- $os := $g.objectStore | default dict }}
+{{- $d := include "feature-store.sharedDefaults" . | fromYaml }}
+{{- include "feature-store.resolveDatabase" . }}
+{{- include "feature-store.resolveInline" (list .Values.auth "tokens") }}
+{{- $_ := set .Values "tls" (include "feature-store.coalesce" (list .Values.tls $g.tls $d.tls) | fromJson) }}
+{{- $_ = set .Values "auth" (include "feature-store.coalesce" (list .Values.auth $g.auth $d.auth) | fromJson) }}
+{{- $_ = set .Values.datahub "token" (include "feature-store.coalesce" (list .Values.datahub.token $g.serviceToken $d.token) | fromJson) }}
+{{- $_ = set .Values.datahub "ca" (include "feature-store.coalesce" (list .Values.datahub.ca $g.serviceCa $d.ca) | fromJson) }}
+{{- $_ = set .Values "lake" (include "feature-store.coalesce" (list .Values.lake (dict "root" $os.lakeRoot "options" $os.options "credentials" $os.credentials) $d.lake) | fromJson) }}
+{{- include "feature-store.resolveInline" (list .Values.online.redis "url") }}
+{{- $_ = set .Values.online "redis" (include "feature-store.coalesce" (list .Values.online.redis $g.redis $d.online.redis) | fromJson) }}
+{{- include "feature-store.checkShared" . }}
+{{- end }}
+
+{{/* feature-store.coalesce (list OWN GLOBAL DEFAULT): JSON of the three maps merged, per key the first non-null. */}}
+{{- define "feature-store.coalesce" -}}
+{{- $own := index . 0 | default dict }}
+{{- $global := index . 1 | default dict }}
+{{- $default := index . 2 | default dict }}
+{{- $out := dict }}
+{{- range $k := concat (keys $own) (keys $global) (keys $default) | uniq }}
+{{- $layers := list (index $own $k) (index $global $k) (index $default $k) }}
+{{- if or (kindIs "map" (index $layers 0)) (kindIs "map" (index $layers 1)) (kindIs "map" (index $layers 2)) }}
+{{- $_ := set $out $k (include "feature-store.coalesce" $layers | fromJson) }}
+{{- else }}
+{{- range $layer := $layers }}
+{{- if and (not (hasKey $out $k)) (not (kindIs "invalid" $layer)) }}
+{{- $_ := set $out $k $layer }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* feature-store.resolveInline (list BLOCK KEY): an inline BLOCK.KEY of the chart's own, with BLOCK.existingSecret
+unset, means "no Secret": global's Secret must not shadow it. */}}
+{{- define "feature-store.resolveInline" -}}
+{{- $block := index . 0 }}
+{{- if and (kindIs "invalid" $block.existingSecret) (index $block (index . 1)) }}
+{{- $_ := set $block "existingSecret" "" }}
+{{- end }}
+{{- end }}
+
+{{/* The database URL's Secret: database.existingSecret, else the chart's own Secret from database.url, else
+global.postgresql.existingSecret with key global.postgresql.keys.featureStore (default "feature-store"). */}}
+{{- define "feature-store.resolveDatabase" -}}
+{{- $db := .Values.database }}
+{{- $pg := (.Values.global | default dict).postgresql | default dict }}
+{{- if kindIs "invalid" $db.existingSecret }}
+{{- if and (not $db.url) $pg.existingSecret }}
+{{- $_ := set $db "existingSecret" $pg.existingSecret }}
+{{- if kindIs "invalid" $db.existingSecretKey }}
+{{- $_ := set $db "existingSecretKey" ((($pg.keys | default dict).featureStore) | default "feature-store") }}
+{{- end }}
+{{- else }}
+{{- $_ := set $db "existingSecret" "" }}
+{{- end }}
+{{- end }}
+{{- if kindIs "invalid" $db.existingSecretKey }}
+{{- $_ := set $db "existingSecretKey" "url" }}
+{{- end }}
+{{- if and (not $db.existingSecret) (not $db.url) }}
+{{- fail "database.url is empty: set database.url (postgres://USER:PASSWORD@HOST:5432/DB) or database.existingSecret; under the umbrella chart, global.postgresql.existingSecret" }}
+{{- end }}
+{{- end }}
+
+{{/* What the schema cannot check before globals are applied: the resolved values' required pairs. */}}
+{{- define "feature-store.checkShared" -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail "tls.enabled is true, but tls.existingSecret is empty: name the kubernetes.io/tls Secret with tls.crt and tls.key (under the umbrella chart, global.tls.existingSecret)" }}
+{{- end }}
+{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) (not .Values.auth.tokens) }}
+{{- fail "auth.enabled is true, but neither auth.existingSecret nor auth.tokens is set: name the Secret holding the tokens file, or give its lines in auth.tokens (under the umbrella chart, global.auth)" }}
+{{- end }}
 {{- end }}

@@ -184,9 +184,9 @@ Rules across the object-store keys: the three roots are required; a file:// root
 (the only writable place of the pod); credentials need a root that takes them.
 */}}
 {{- define "orchestrator.checkStorage" -}}
-{{- $_ := required "logs.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (task logs are stored there)" .Values.logs.root }}
-{{- $_ := required "models.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (the model repository `train` writes and `deploy-model` reads)" .Values.models.root }}
-{{- $_ := required "lake.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (the data hub's lake, which `batch-score` reads and writes)" .Values.lake.root }}
+{{- $_ := required "logs.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (task logs are stored there; under the umbrella chart, global.objectStore.logsRoot)" .Values.logs.root }}
+{{- $_ := required "models.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (the model repository `train` writes and `deploy-model` reads; under the umbrella chart, global.objectStore.modelsRoot)" .Values.models.root }}
+{{- $_ := required "lake.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (the data hub's lake, which `batch-score` reads and writes; under the umbrella chart, global.objectStore.lakeRoot)" .Values.lake.root }}
 {{- $mountPath := .Values.storage.fileVolume.mountPath | trimSuffix "/" }}
 {{- range (include "orchestrator.storageRoots" . | fromYamlArray) }}
 {{- if eq .scheme "file" }}
@@ -301,5 +301,132 @@ tcpSocket:
 {{- end }}
 {{- with .Values.extraEnv }}
 {{- toYaml . | nindent 0 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Settings an umbrella chart shares through `global` (helm/plinth: global.postgresql, kafka, redis, objectStore,
+tls, auth, serviceToken, serviceCa). Each shared key is this chart's own value when set (not null), else the
+global one, else the default below; maps (object-store options) merge key by key. "orchestrator.resolveGlobals"
+writes the result into .Values in place and every template includes it first, so the rest of the chart
+reads plain .Values; a second call changes nothing (resolved values are then the chart's own). An inline
+secret value of the chart's own (database.url, auth.tokens) wins over a global Secret.
+*/}}
+{{- define "orchestrator.sharedDefaults" -}}
+logs:
+  root: ''
+models:
+  root: ''
+lake:
+  root: ''
+storage:
+  credentials:
+    existingSecret: ''
+    aws:
+      accessKeyIdKey: AWS_ACCESS_KEY_ID
+      secretAccessKeyKey: AWS_SECRET_ACCESS_KEY
+      sessionTokenKey: ''
+    gcp:
+      serviceAccountKey: service-account.json
+tls:
+  enabled: false
+  existingSecret: ''
+  clientAuth: false
+auth:
+  enabled: false
+  existingSecret: ''
+  existingSecretKey: tokens
+  tokens: ''
+token:
+  existingSecret: ''
+  existingSecretKey: token
+ca:
+  existingSecret: ''
+  existingSecretKey: ca.crt
+{{- end }}
+
+{{- define "orchestrator.resolveGlobals" -}}
+{{- $g := .Values.global | default dict }}
+{{- $os := $g.objectStore | default dict }}
+{{- $d := include "orchestrator.sharedDefaults" . | fromYaml }}
+{{- include "orchestrator.resolveDatabase" . }}
+{{- include "orchestrator.resolveInline" (list .Values.auth "tokens") }}
+{{- $_ := set .Values "tls" (include "orchestrator.coalesce" (list .Values.tls $g.tls $d.tls) | fromJson) }}
+{{- $_ = set .Values "auth" (include "orchestrator.coalesce" (list .Values.auth $g.auth $d.auth) | fromJson) }}
+{{- $_ = set .Values.featureStore "token" (include "orchestrator.coalesce" (list .Values.featureStore.token $g.serviceToken $d.token) | fromJson) }}
+{{- $_ = set .Values.featureStore "ca" (include "orchestrator.coalesce" (list .Values.featureStore.ca $g.serviceCa $d.ca) | fromJson) }}
+{{- $_ = set .Values.serving "token" (include "orchestrator.coalesce" (list .Values.serving.token $g.serviceToken $d.token) | fromJson) }}
+{{- $_ = set .Values.serving "ca" (include "orchestrator.coalesce" (list .Values.serving.ca $g.serviceCa $d.ca) | fromJson) }}
+{{- $_ = set .Values.datahub "token" (include "orchestrator.coalesce" (list .Values.datahub.token $g.serviceToken $d.token) | fromJson) }}
+{{- $_ = set .Values.datahub "ca" (include "orchestrator.coalesce" (list .Values.datahub.ca $g.serviceCa $d.ca) | fromJson) }}
+{{- $_ = set .Values.schemaRegistry "token" (include "orchestrator.coalesce" (list .Values.schemaRegistry.token $g.serviceToken $d.token) | fromJson) }}
+{{- $_ = set .Values.schemaRegistry "ca" (include "orchestrator.coalesce" (list .Values.schemaRegistry.ca $g.serviceCa $d.ca) | fromJson) }}
+{{- $_ = set .Values "logs" (include "orchestrator.coalesce" (list .Values.logs (dict "root" $os.logsRoot "options" $os.options) $d.logs) | fromJson) }}
+{{- $_ = set .Values "models" (include "orchestrator.coalesce" (list .Values.models (dict "root" $os.modelsRoot "options" $os.options) $d.models) | fromJson) }}
+{{- $_ = set .Values "lake" (include "orchestrator.coalesce" (list .Values.lake (dict "root" $os.lakeRoot "options" $os.options) $d.lake) | fromJson) }}
+{{- $_ = set .Values.storage "credentials" (include "orchestrator.coalesce" (list .Values.storage.credentials $os.credentials $d.storage.credentials) | fromJson) }}
+{{- include "orchestrator.checkShared" . }}
+{{- end }}
+
+{{/* orchestrator.coalesce (list OWN GLOBAL DEFAULT): JSON of the three maps merged, per key the first non-null. */}}
+{{- define "orchestrator.coalesce" -}}
+{{- $own := index . 0 | default dict }}
+{{- $global := index . 1 | default dict }}
+{{- $default := index . 2 | default dict }}
+{{- $out := dict }}
+{{- range $k := concat (keys $own) (keys $global) (keys $default) | uniq }}
+{{- $layers := list (index $own $k) (index $global $k) (index $default $k) }}
+{{- if or (kindIs "map" (index $layers 0)) (kindIs "map" (index $layers 1)) (kindIs "map" (index $layers 2)) }}
+{{- $_ := set $out $k (include "orchestrator.coalesce" $layers | fromJson) }}
+{{- else }}
+{{- range $layer := $layers }}
+{{- if and (not (hasKey $out $k)) (not (kindIs "invalid" $layer)) }}
+{{- $_ := set $out $k $layer }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* orchestrator.resolveInline (list BLOCK KEY): an inline BLOCK.KEY of the chart's own, with BLOCK.existingSecret
+unset, means "no Secret": global's Secret must not shadow it. */}}
+{{- define "orchestrator.resolveInline" -}}
+{{- $block := index . 0 }}
+{{- if and (kindIs "invalid" $block.existingSecret) (index $block (index . 1)) }}
+{{- $_ := set $block "existingSecret" "" }}
+{{- end }}
+{{- end }}
+
+{{/* The database URL's Secret: database.existingSecret, else the chart's own Secret from database.url, else
+global.postgresql.existingSecret with key global.postgresql.keys.orchestrator (default "orchestrator"). */}}
+{{- define "orchestrator.resolveDatabase" -}}
+{{- $db := .Values.database }}
+{{- $pg := (.Values.global | default dict).postgresql | default dict }}
+{{- if kindIs "invalid" $db.existingSecret }}
+{{- if and (not $db.url) $pg.existingSecret (not $db.embedded) }}
+{{- $_ := set $db "existingSecret" $pg.existingSecret }}
+{{- if kindIs "invalid" $db.existingSecretKey }}
+{{- $_ := set $db "existingSecretKey" ((($pg.keys | default dict).orchestrator) | default "orchestrator") }}
+{{- end }}
+{{- else }}
+{{- $_ := set $db "existingSecret" "" }}
+{{- end }}
+{{- end }}
+{{- if kindIs "invalid" $db.existingSecretKey }}
+{{- $_ := set $db "existingSecretKey" "url" }}
+{{- end }}
+{{- if and (not $db.existingSecret) (not $db.url) (not $db.embedded) }}
+{{- fail "database.url is empty: set database.url (postgres://USER:PASSWORD@HOST:5432/DB) or database.existingSecret, or database.embedded=true for a one-pod trial; under the umbrella chart, global.postgresql.existingSecret" }}
+{{- end }}
+{{- end }}
+
+{{/* What the schema cannot check before globals are applied: the resolved values' required pairs. */}}
+{{- define "orchestrator.checkShared" -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail "tls.enabled is true, but tls.existingSecret is empty: name the kubernetes.io/tls Secret with tls.crt and tls.key (under the umbrella chart, global.tls.existingSecret)" }}
+{{- end }}
+{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) (not .Values.auth.tokens) }}
+{{- fail "auth.enabled is true, but neither auth.existingSecret nor auth.tokens is set: name the Secret holding the tokens file, or give its lines in auth.tokens (under the umbrella chart, global.auth)" }}
 {{- end }}
 {{- end }}

@@ -10,8 +10,8 @@ serving: 8001
 {{- end }}
 
 {{/*
-plinth.checkPeer: a service's URL of a peer. With the peer in this release it must name the peer's Service
-over https:// when global.tls.enabled (its host is checked in NOTES.txt: `helm lint` renders under another release
+plinth.checkPeer: a service's URL of a peer. With the peer in this release it must be https:// when the peer
+serves TLS (plinth.tlsEnabled; its host is checked in NOTES.txt: `helm lint` renders under another release
 name); with the peer disabled it must be set (an instance outside the release).
   dict "root" $ "service" "datahub" "key" "schemaRegistry" "peer" "schema-registry"
 */}}
@@ -30,15 +30,16 @@ name); with the peer disabled it must be set (an instance outside the release).
 {{- end }}
 {{- else }}
 {{- $svcName := printf "%s-%s" $root.Release.Name .peer }}
-{{- if and $root.Values.global.tls.enabled (not (hasPrefix "https://" $url)) }}
-{{- fail (printf "%s must be https://%s:%d (global.tls.enabled is true, so %s serves TLS only), got %q" $where $svcName (int $port) .peer $url) }}
+{{- if and (include "plinth.tlsEnabled" (dict "root" $root "service" .peer)) (not (hasPrefix "https://" $url)) }}
+{{- fail (printf "%s must be https://%s:%d (%s serves TLS only: global.tls.enabled or %s.tls.enabled is true), got %q" $where $svcName (int $port) .peer .peer $url) }}
 {{- end }}
 {{- end }}
 {{- end }}
 
-{{/* plinth.checkEqual: dict "what" "datahub.lake.root" "value" X "global" "global.objectStore.lakeRoot" "want" Y */}}
-{{- define "plinth.checkEqual" -}}
-{{- if ne (toJson .value) (toJson .want) }}
-{{- fail (printf "%s (%s) differs from %s (%s): set it once in global and alias it into the service (as production-values.yaml does), or set both to the same value" .what (toJson .value) .global (toJson .want)) }}
-{{- end }}
+{{/* plinth.tlsEnabled: whether a service of this release serves TLS: its own tls.enabled when set, else
+global.tls.enabled (as the service chart resolves it). Empty for false.
+  dict "root" $ "service" "datahub" */}}
+{{- define "plinth.tlsEnabled" -}}
+{{- $own := ((index .root.Values .service).tls | default dict).enabled }}
+{{- if kindIs "invalid" $own }}{{ if .root.Values.global.tls.enabled }}true{{ end }}{{ else if $own }}true{{ end }}
 {{- end }}

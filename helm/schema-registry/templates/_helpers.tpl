@@ -136,3 +136,97 @@ tcpSocket:
 {{- define "schema-registry.configChecksum" -}}
 {{- include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
 {{- end }}
+
+{{/*
+Settings an umbrella chart shares through `global` (helm/plinth: global.postgresql, kafka, redis, objectStore,
+tls, auth, serviceToken, serviceCa). Each shared key is this chart's own value when set (not null), else the
+global one, else the default below; maps (object-store options) merge key by key. "schema-registry.resolveGlobals"
+writes the result into .Values in place and every template includes it first, so the rest of the chart
+reads plain .Values; a second call changes nothing (resolved values are then the chart's own). An inline
+secret value of the chart's own (database.url, auth.tokens) wins over a global Secret.
+*/}}
+{{- define "schema-registry.sharedDefaults" -}}
+tls:
+  enabled: false
+  existingSecret: ''
+  clientAuth: false
+auth:
+  enabled: false
+  existingSecret: ''
+  existingSecretKey: tokens
+  tokens: ''
+{{- end }}
+
+{{- define "schema-registry.resolveGlobals" -}}
+{{- $g := .Values.global | default dict }}
+{{- $os := $g.objectStore | default dict }}
+{{- $d := include "schema-registry.sharedDefaults" . | fromYaml }}
+{{- include "schema-registry.resolveDatabase" . }}
+{{- include "schema-registry.resolveInline" (list .Values.auth "tokens") }}
+{{- $_ := set .Values "tls" (include "schema-registry.coalesce" (list .Values.tls $g.tls $d.tls) | fromJson) }}
+{{- $_ = set .Values "auth" (include "schema-registry.coalesce" (list .Values.auth $g.auth $d.auth) | fromJson) }}
+{{- include "schema-registry.checkShared" . }}
+{{- end }}
+
+{{/* schema-registry.coalesce (list OWN GLOBAL DEFAULT): JSON of the three maps merged, per key the first non-null. */}}
+{{- define "schema-registry.coalesce" -}}
+{{- $own := index . 0 | default dict }}
+{{- $global := index . 1 | default dict }}
+{{- $default := index . 2 | default dict }}
+{{- $out := dict }}
+{{- range $k := concat (keys $own) (keys $global) (keys $default) | uniq }}
+{{- $layers := list (index $own $k) (index $global $k) (index $default $k) }}
+{{- if or (kindIs "map" (index $layers 0)) (kindIs "map" (index $layers 1)) (kindIs "map" (index $layers 2)) }}
+{{- $_ := set $out $k (include "schema-registry.coalesce" $layers | fromJson) }}
+{{- else }}
+{{- range $layer := $layers }}
+{{- if and (not (hasKey $out $k)) (not (kindIs "invalid" $layer)) }}
+{{- $_ := set $out $k $layer }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* schema-registry.resolveInline (list BLOCK KEY): an inline BLOCK.KEY of the chart's own, with BLOCK.existingSecret
+unset, means "no Secret": global's Secret must not shadow it. */}}
+{{- define "schema-registry.resolveInline" -}}
+{{- $block := index . 0 }}
+{{- if and (kindIs "invalid" $block.existingSecret) (index $block (index . 1)) }}
+{{- $_ := set $block "existingSecret" "" }}
+{{- end }}
+{{- end }}
+
+{{/* The database URL's Secret: database.existingSecret, else the chart's own Secret from database.url, else
+global.postgresql.existingSecret with key global.postgresql.keys.schemaRegistry (default "schema-registry"). */}}
+{{- define "schema-registry.resolveDatabase" -}}
+{{- $db := .Values.database }}
+{{- $pg := (.Values.global | default dict).postgresql | default dict }}
+{{- if kindIs "invalid" $db.existingSecret }}
+{{- if and (not $db.url) $pg.existingSecret }}
+{{- $_ := set $db "existingSecret" $pg.existingSecret }}
+{{- if kindIs "invalid" $db.existingSecretKey }}
+{{- $_ := set $db "existingSecretKey" ((($pg.keys | default dict).schemaRegistry) | default "schema-registry") }}
+{{- end }}
+{{- else }}
+{{- $_ := set $db "existingSecret" "" }}
+{{- end }}
+{{- end }}
+{{- if kindIs "invalid" $db.existingSecretKey }}
+{{- $_ := set $db "existingSecretKey" "url" }}
+{{- end }}
+{{- if and (not $db.existingSecret) (not $db.url) }}
+{{- fail "database.url is empty: set database.url (postgres://USER:PASSWORD@HOST:5432/DB) or database.existingSecret; under the umbrella chart, global.postgresql.existingSecret" }}
+{{- end }}
+{{- end }}
+
+{{/* What the schema cannot check before globals are applied: the resolved values' required pairs. */}}
+{{- define "schema-registry.checkShared" -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail "tls.enabled is true, but tls.existingSecret is empty: name the kubernetes.io/tls Secret with tls.crt and tls.key (under the umbrella chart, global.tls.existingSecret)" }}
+{{- end }}
+{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) (not .Values.auth.tokens) }}
+{{- fail "auth.enabled is true, but neither auth.existingSecret nor auth.tokens is set: name the Secret holding the tokens file, or give its lines in auth.tokens (under the umbrella chart, global.auth)" }}
+{{- end }}
+{{- end }}

@@ -113,7 +113,7 @@ the chart whose Service is the default address, its gRPC port, and the directory
 
 {{/* The model repository root's scheme: s3, gs or file. */}}
 {{- define "serving.modelsScheme" -}}
-{{- (splitList "://" (required "models.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (the model repository the orchestrator's train task writes)" .Values.models.root)) | first }}
+{{- (splitList "://" (required "models.root is required: s3://bucket/prefix, gs://bucket/prefix or file:///abs/dir (the model repository the orchestrator's train task writes; under the umbrella chart, global.objectStore.modelsRoot)" .Values.models.root)) | first }}
 {{- end }}
 
 {{/* A file:// root's directory, where its volume is mounted. */}}
@@ -197,4 +197,97 @@ tcpSocket:
 {{/* Pod template fields that change the config the process sees: a change rolls the Deployment. */}}
 {{- define "serving.configChecksum" -}}
 {{- include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+{{- end }}
+
+{{/*
+Settings an umbrella chart shares through `global` (helm/plinth: global.postgresql, kafka, redis, objectStore,
+tls, auth, serviceToken, serviceCa). Each shared key is this chart's own value when set (not null), else the
+global one, else the default below; maps (object-store options) merge key by key. "serving.resolveGlobals"
+writes the result into .Values in place and every template includes it first, so the rest of the chart
+reads plain .Values; a second call changes nothing (resolved values are then the chart's own). An inline
+secret value of the chart's own (database.url, auth.tokens) wins over a global Secret.
+*/}}
+{{- define "serving.sharedDefaults" -}}
+models:
+  root: ''
+  credentials:
+    existingSecret: ''
+    aws:
+      accessKeyIdKey: AWS_ACCESS_KEY_ID
+      secretAccessKeyKey: AWS_SECRET_ACCESS_KEY
+      sessionTokenKey: ''
+    gcp:
+      serviceAccountKey: service-account.json
+tls:
+  enabled: false
+  existingSecret: ''
+  clientAuth: false
+auth:
+  enabled: false
+  existingSecret: ''
+  existingSecretKey: tokens
+  tokens: ''
+token:
+  existingSecret: ''
+  existingSecretKey: token
+ca:
+  existingSecret: ''
+  existingSecretKey: ca.crt
+{{- end }}
+
+{{- define "serving.resolveGlobals" -}}
+{{- $g := .Values.global | default dict }}
+{{- $os := $g.objectStore | default dict }}
+{{- $d := include "serving.sharedDefaults" . | fromYaml }}
+{{- include "serving.resolveInline" (list .Values.auth "tokens") }}
+{{- $_ := set .Values "tls" (include "serving.coalesce" (list .Values.tls $g.tls $d.tls) | fromJson) }}
+{{- $_ = set .Values "auth" (include "serving.coalesce" (list .Values.auth $g.auth $d.auth) | fromJson) }}
+{{- $_ = set .Values.featureStore "token" (include "serving.coalesce" (list .Values.featureStore.token $g.serviceToken $d.token) | fromJson) }}
+{{- $_ = set .Values.featureStore "ca" (include "serving.coalesce" (list .Values.featureStore.ca $g.serviceCa $d.ca) | fromJson) }}
+{{- $_ = set .Values.datahub "token" (include "serving.coalesce" (list .Values.datahub.token $g.serviceToken $d.token) | fromJson) }}
+{{- $_ = set .Values.datahub "ca" (include "serving.coalesce" (list .Values.datahub.ca $g.serviceCa $d.ca) | fromJson) }}
+{{- $_ = set .Values.schemaRegistry "token" (include "serving.coalesce" (list .Values.schemaRegistry.token $g.serviceToken $d.token) | fromJson) }}
+{{- $_ = set .Values.schemaRegistry "ca" (include "serving.coalesce" (list .Values.schemaRegistry.ca $g.serviceCa $d.ca) | fromJson) }}
+{{- $_ = set .Values "models" (include "serving.coalesce" (list .Values.models (dict "root" $os.modelsRoot "options" $os.options "credentials" $os.credentials) $d.models) | fromJson) }}
+{{- include "serving.checkShared" . }}
+{{- end }}
+
+{{/* serving.coalesce (list OWN GLOBAL DEFAULT): JSON of the three maps merged, per key the first non-null. */}}
+{{- define "serving.coalesce" -}}
+{{- $own := index . 0 | default dict }}
+{{- $global := index . 1 | default dict }}
+{{- $default := index . 2 | default dict }}
+{{- $out := dict }}
+{{- range $k := concat (keys $own) (keys $global) (keys $default) | uniq }}
+{{- $layers := list (index $own $k) (index $global $k) (index $default $k) }}
+{{- if or (kindIs "map" (index $layers 0)) (kindIs "map" (index $layers 1)) (kindIs "map" (index $layers 2)) }}
+{{- $_ := set $out $k (include "serving.coalesce" $layers | fromJson) }}
+{{- else }}
+{{- range $layer := $layers }}
+{{- if and (not (hasKey $out $k)) (not (kindIs "invalid" $layer)) }}
+{{- $_ := set $out $k $layer }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $out }}
+{{- end }}
+
+{{/* serving.resolveInline (list BLOCK KEY): an inline BLOCK.KEY of the chart's own, with BLOCK.existingSecret
+unset, means "no Secret": global's Secret must not shadow it. */}}
+{{- define "serving.resolveInline" -}}
+{{- $block := index . 0 }}
+{{- if and (kindIs "invalid" $block.existingSecret) (index $block (index . 1)) }}
+{{- $_ := set $block "existingSecret" "" }}
+{{- end }}
+{{- end }}
+
+{{/* What the schema cannot check before globals are applied: the resolved values' required pairs. */}}
+{{- define "serving.checkShared" -}}
+{{- if and .Values.tls.enabled (not .Values.tls.existingSecret) }}
+{{- fail "tls.enabled is true, but tls.existingSecret is empty: name the kubernetes.io/tls Secret with tls.crt and tls.key (under the umbrella chart, global.tls.existingSecret)" }}
+{{- end }}
+{{- if and .Values.auth.enabled (not .Values.auth.existingSecret) (not .Values.auth.tokens) }}
+{{- fail "auth.enabled is true, but neither auth.existingSecret nor auth.tokens is set: name the Secret holding the tokens file, or give its lines in auth.tokens (under the umbrella chart, global.auth)" }}
+{{- end }}
 {{- end }}
