@@ -7,6 +7,7 @@
 
 mod otlp;
 mod propagation;
+mod records;
 
 use std::io::IsTerminal as _;
 use std::sync::OnceLock;
@@ -22,6 +23,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 pub use self::propagation::{
     context_pairs, current_context, extract_context, extract_pairs, inject_context, inject_metadata,
 };
+pub use self::records::{MAX_LINKS, RecordTraces, record_context, traces_exported};
 use crate::config::{LogFormat, TelemetryConfig};
 use crate::error::TelemetryError;
 
@@ -44,6 +46,8 @@ const DURATION_BUCKETS: [f64; 14] = [
 ];
 
 static INITIALIZED: AtomicBool = AtomicBool::new(false);
+/// Set once the OTLP trace exporter is installed: [`traces_exported`].
+static TRACES_EXPORTED: AtomicBool = AtomicBool::new(false);
 
 /// Keeps telemetry running; dropping it flushes and shuts down the OTLP exporters. Keep it alive until
 /// the end of `main`, and drop it outside the hot path: the flush blocks for up to a few seconds.
@@ -65,6 +69,7 @@ impl TelemetryGuard {
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if let Some(pipeline) = self.otlp.take() {
+            TRACES_EXPORTED.store(false, Ordering::Relaxed);
             pipeline.shutdown();
         }
     }
@@ -158,6 +163,7 @@ fn install(service_name: &str, config: &TelemetryConfig) -> Result<TelemetryGuar
         Ok(()) => {
             if let Some(pipeline) = &pipeline {
                 pipeline.set_global_providers();
+                TRACES_EXPORTED.store(true, Ordering::Relaxed);
             }
             tracing::debug!(
                 service = service_name,

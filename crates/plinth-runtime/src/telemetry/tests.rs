@@ -77,3 +77,155 @@ fn metrics_handle_is_shared() {
     );
     assert!(first.render().contains("plinth_test_shared_total"));
 }
+
+/// Spans exported by a test tracer provider, kept in memory.
+#[derive(Debug, Clone, Default)]
+struct Collected(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Collected {
+    fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        self.0.lock().unwrap().extend(batch);
+        std::future::ready(Ok(()))
+    }
+}
+
+fn traceparent(trace: u8, span: u8) -> String {
+    format!(
+        "00-{}-{}-01",
+        format!("{trace:02x}").repeat(16),
+        format!("{span:02x}").repeat(8)
+    )
+}
+
+fn headers(pairs: &[(&'static str, String)]) -> Vec<(&'static str, Vec<u8>)> {
+    pairs
+        .iter()
+        .map(|(key, value)| (*key, value.clone().into_bytes()))
+        .collect()
+}
+
+fn borrowed<'a>(
+    headers: &'a [(&'static str, Vec<u8>)],
+) -> impl Iterator<Item = (&'static str, &'a [u8])> {
+    headers.iter().map(|(key, value)| (*key, value.as_slice()))
+}
+
+#[test]
+fn a_record_context_comes_from_its_traceparent_header() {
+    let record = headers(&[
+        ("source", "app".to_owned()),
+        ("TraceParent", traceparent(0x4b, 0x01)),
+        ("tracestate", "vendor=1".to_owned()),
+    ]);
+    let cx = record_context(borrowed(&record)).unwrap();
+    assert_eq!(cx.trace_id(), TraceId::from_bytes([0x4b; 16]));
+    assert_eq!(cx.span_id(), SpanId::from_bytes([0x01; 8]));
+    assert!(cx.is_remote());
+    assert_eq!(cx.trace_state().get("vendor"), Some("1"));
+}
+
+#[test]
+fn garbage_or_missing_trace_headers_give_no_context() {
+    for record in [
+        vec![],
+        vec![("other", b"00-x".to_vec())],
+        vec![("traceparent", b"garbage".to_vec())],
+        vec![("traceparent", vec![0xff, 0xfe])],
+        // All-zero ids are invalid.
+        vec![("traceparent", traceparent(0, 0).into_bytes())],
+    ] {
+        assert!(record_context(borrowed(&record)).is_none(), "{record:?}");
+    }
+}
+
+#[test]
+fn the_first_context_is_the_parent_and_the_other_distinct_ones_links() {
+    let mut traces = RecordTraces::collecting(true);
+    for (trace, span) in [(1, 1), (1, 1), (2, 2), (1, 1), (3, 3), (2, 2)] {
+        traces.add_headers(borrowed(&headers(&[(
+            "traceparent",
+            traceparent(trace, span),
+        )])));
+    }
+    traces.add_headers(borrowed(&headers(&[("traceparent", "garbage".to_owned())])));
+    traces.add_headers(std::iter::empty());
+    assert_eq!(
+        traces.parent().unwrap().trace_id(),
+        TraceId::from_bytes([1; 16])
+    );
+    let links: Vec<TraceId> = traces.links().iter().map(SpanContext::trace_id).collect();
+    assert_eq!(
+        links,
+        [TraceId::from_bytes([2; 16]), TraceId::from_bytes([3; 16])]
+    );
+    assert_eq!(traces.dropped(), 0);
+}
+
+#[test]
+fn links_stop_at_the_cap() {
+    let mut traces = RecordTraces::collecting(true);
+    for index in 1..=(MAX_LINKS + 11) {
+        let span = SpanId::from_bytes((index as u64).to_be_bytes());
+        traces.add(SpanContext::new(
+            TraceId::from_bytes([7; 16]),
+            span,
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        ));
+    }
+    assert!(traces.parent().is_some());
+    assert_eq!(traces.links().len(), MAX_LINKS);
+    assert_eq!(traces.dropped(), 10);
+}
+
+#[test]
+fn nothing_is_collected_unless_traces_are_exported() {
+    assert!(!traces_exported(), "no OTLP exporter in unit tests");
+    let mut traces = RecordTraces::new();
+    assert!(!traces.is_collecting());
+    traces.add_headers(borrowed(&headers(&[("traceparent", traceparent(1, 1))])));
+    assert!(traces.is_empty());
+}
+
+#[test]
+fn a_batch_span_gets_the_parent_and_the_links() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    let collected = Collected::default();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_simple_exporter(collected.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let mut traces = RecordTraces::collecting(true);
+    for (trace, span) in [(1, 1), (2, 2), (3, 3)] {
+        traces.add_headers(borrowed(&headers(&[(
+            "traceparent",
+            traceparent(trace, span),
+        )])));
+    }
+    tracing::subscriber::with_default(subscriber, || {
+        let span = tracing::info_span!("batch");
+        traces.apply_to(&span);
+        span.in_scope(|| {});
+    });
+    provider.force_flush().unwrap();
+    let spans = collected.0.lock().unwrap();
+    let batch = spans.iter().find(|span| span.name == "batch").unwrap();
+    assert_eq!(batch.span_context.trace_id(), TraceId::from_bytes([1; 16]));
+    assert_eq!(batch.parent_span_id, SpanId::from_bytes([1; 8]));
+    let links: Vec<SpanId> = batch
+        .links
+        .iter()
+        .map(|link| link.span_context.span_id())
+        .collect();
+    assert_eq!(
+        links,
+        [SpanId::from_bytes([2; 8]), SpanId::from_bytes([3; 8])]
+    );
+}
