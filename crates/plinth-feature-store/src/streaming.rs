@@ -12,6 +12,10 @@
 //! registry refresh period: a new source starts a consumer, a deleted one (or one whose topic changed)
 //! stops it. A data hub (or an online store) that fails ends the consumer's stream; it reconnects with
 //! a growing backoff and resumes from the committed offsets. Nothing here takes the service down.
+//!
+//! Each batch is one [`MATERIALIZE_SPAN`] span, parented by the `traceparent` header its producer left on
+//! the first record (see `plinth_runtime::telemetry::RecordTraces`), so a trace follows a record from
+//! Produce to the online store; the Commit call inside it carries the same trace.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,8 +25,10 @@ use plinth_proto::datahub::v1 as pb;
 use plinth_proto::datahub::v1::data_hub_service_client::DataHubServiceClient;
 use plinth_proto::ids::TopicName;
 use plinth_runtime::client::AuthChannel;
+use plinth_runtime::telemetry::RecordTraces;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use crate::domain::definitions::{Project, SourceKind};
 use crate::feature_store::FeatureStore;
@@ -34,6 +40,10 @@ pub const STREAM_RECORDS: &str = "plinth_feature_store_stream_records_total";
 /// Records of a stream source that could not be read (no valid event time or key, a mistyped feature,
 /// not a JSON object) and were left out, labelled `source`.
 pub const STREAM_RECORDS_SKIPPED: &str = "plinth_feature_store_stream_records_skipped_total";
+
+/// The span of one consumed batch: its online writes and its commit. Its parent is the trace context of
+/// the batch's first record that carries one (the producer's span), with links to the other records'.
+pub const MATERIALIZE_SPAN: &str = "materialize.stream_batch";
 
 /// The consumer-group prefix; the group of a source is `plinth-feature-store.<source>`.
 pub const CONSUMER_GROUP_PREFIX: &str = "plinth-feature-store.";
@@ -227,8 +237,10 @@ async fn subscribe_once(
     }
 }
 
-/// Writes one batch's rows to the online store, then commits its offsets. An error (the online store
-/// failed) leaves the offsets uncommitted, so the records come again after the reconnect.
+/// Writes one batch's rows to the online store, then commits its offsets, in a [`MATERIALIZE_SPAN`]
+/// span that continues the trace of the first record carrying a `traceparent` header and links the
+/// others'. An error (the online store failed) leaves the offsets uncommitted, so the records come
+/// again after the reconnect.
 async fn handle_batch(
     store: &FeatureStore,
     client: &mut DataHubServiceClient<AuthChannel>,
@@ -239,6 +251,42 @@ async fn handle_batch(
     if records.is_empty() {
         return Ok(());
     }
+    let mut traces = RecordTraces::new();
+    if traces.is_collecting() {
+        for record in &records {
+            traces.add_headers(
+                record
+                    .headers
+                    .iter()
+                    .map(|header| (header.key.as_str(), header.value.as_slice())),
+            );
+        }
+    }
+    let span = tracing::info_span!(
+        MATERIALIZE_SPAN,
+        source = %source_name,
+        topic = records
+            .first()
+            .and_then(|record| record.topic.as_ref())
+            .map_or("", TopicName::as_str),
+        records = records.len(),
+        skipped = tracing::field::Empty,
+        trace_links = traces.links().len(),
+    );
+    traces.apply_to(&span);
+    write_batch(store, client, source_name, group, records)
+        .instrument(span)
+        .await
+}
+
+/// [`handle_batch`] inside its span.
+async fn write_batch(
+    store: &FeatureStore,
+    client: &mut DataHubServiceClient<AuthChannel>,
+    source_name: &str,
+    group: &str,
+    records: Vec<pb::ConsumedRecord>,
+) -> Result<(), String> {
     let project = store.project();
     let total = records.len();
     let mut skipped = 0_u64;
@@ -271,6 +319,7 @@ async fn handle_batch(
             .await
             .map_err(|err| format!("writing view `{view}` to the online store failed: {err}"))?;
     }
+    tracing::Span::current().record("skipped", skipped);
     metrics::counter!(STREAM_RECORDS, "source" => source_name.to_owned()).increment(total as u64);
     if skipped > 0 {
         metrics::counter!(STREAM_RECORDS_SKIPPED, "source" => source_name.to_owned())
