@@ -23,7 +23,9 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 pub use self::propagation::{
     context_pairs, current_context, extract_context, extract_pairs, inject_context, inject_metadata,
 };
-pub use self::records::{MAX_LINKS, RecordTraces, record_context, traces_exported};
+pub use self::records::{
+    MAX_LINKS, MAX_RUNS, RecordTraces, TracedRecords, record_context, traces_exported,
+};
 use crate::config::{LogFormat, TelemetryConfig};
 use crate::error::TelemetryError;
 

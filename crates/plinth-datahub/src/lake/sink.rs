@@ -18,10 +18,15 @@
 //! no data and are skipped. Everything else (broker, registry or object store unavailable, the lease
 //! lost) ends the session; the sink starts a new one after a backoff, from the lake's offsets again.
 //!
+//! Each file written is one [`WRITE_FILE_SPAN`] span, parented by the trace context (`traceparent`
+//! header) of the file's first record that carries one and linked to the other records' contexts, so a
+//! trace follows a record from its producer into the lake; only collected when traces are exported.
+//!
 //! Memory: at most one file's worth of records per partition (`max_file_rows`/`max_file_bytes`), plus
 //! librdkafka's fetch queue.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -31,10 +36,13 @@ use object_store::{ObjectStoreExt, PutPayload};
 use plinth_proto::datahub::v1 as pb;
 use plinth_proto::ids::{SchemaId, TopicName};
 use plinth_runtime::error::{ApiError, ErrorCode};
+use plinth_runtime::telemetry::TracedRecords;
 use plinth_schema_registry::client::RegistryClient;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::Headers as _;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::config::{KafkaConfig, LakeConfig};
 use crate::domain::lake_file::encode_parquet;
@@ -60,6 +68,9 @@ const AGE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 const LEASE_SAFETY_MS: i64 = 5_000;
 /// How long closing a consumer may take before it is left to finish in the background.
 const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The span of one lake file's write, parented by its first traced record's producer span.
+pub(crate) const WRITE_FILE_SPAN: &str = "lake.write_file";
 
 /// The group id of a sink's consumer (used for the offset hint only; partitions are assigned).
 pub(crate) fn consumer_group(dataset: &DatasetName) -> String {
@@ -486,7 +497,18 @@ impl SinkTask {
                 records: Vec::new(),
                 json_bytes: 0,
                 started: Instant::now(),
+                traces: TracedRecords::new(),
             });
+        if buffer.traces.is_collecting()
+            && let Some(headers) = message.headers()
+        {
+            buffer.traces.push(
+                buffer.records.len(),
+                headers
+                    .iter()
+                    .map(|header| (header.key, header.value.unwrap_or_default())),
+            );
+        }
         buffer.json_bytes += json.len();
         buffer.records.push(LakeRecord {
             value,
@@ -519,6 +541,7 @@ impl SinkTask {
             return Ok(());
         }
         let records = buffer.records;
+        let traces = buffer.traces;
         let encoded = tokio::task::spawn_blocking(move || encode_files(&schema, &records))
             .await
             .map_err(|err| SessionError::Transient(format!("encoding task: {err}")))??;
@@ -532,12 +555,26 @@ impl SinkTask {
             let relative = encoded_file.file.path(&self.dataset);
             let size = u64::try_from(encoded_file.bytes.len()).unwrap_or(u64::MAX);
             let url = self.location.url_of(&relative);
+            let file_traces = traces.batch(encoded_file.range.clone());
+            let span = tracing::info_span!(
+                WRITE_FILE_SPAN,
+                dataset = %self.dataset,
+                topic = %self.topic,
+                partition,
+                first_offset = encoded_file.file.first_offset(),
+                last_offset = encoded_file.file.last_offset(),
+                rows = encoded_file.row_count,
+                bytes = size,
+                trace_links = file_traces.links().len(),
+            );
+            file_traces.apply_to(&span);
             self.location
                 .store
                 .put(
                     &self.location.path(&relative),
                     PutPayload::from(encoded_file.bytes),
                 )
+                .instrument(span)
                 .await
                 .map_err(|err| SessionError::Transient(format!("writing `{url}`: {err}")))?;
             let dataset = self.dataset.to_string();
@@ -595,6 +632,8 @@ struct PartitionBuffer {
     records: Vec<LakeRecord>,
     json_bytes: usize,
     started: Instant,
+    /// The records' trace contexts by position in `records`.
+    traces: TracedRecords,
 }
 
 struct SessionState {
@@ -607,6 +646,8 @@ struct SessionState {
 
 struct EncodedFile {
     file: LakeFile,
+    /// The positions of the file's records in the partition buffer.
+    range: Range<usize>,
     bytes: Vec<u8>,
     row_count: u64,
     schema: SchemaRef,
@@ -620,13 +661,14 @@ fn encode_files(
     let files = split_into_files(&metadata).map_err(|err| SessionError::Fatal(err.to_string()))?;
     let mut encoded = Vec::with_capacity(files.len());
     for (file, range) in files {
-        let slice = &records[range];
+        let slice = &records[range.clone()];
         let batch =
             to_record_batch(schema, slice).map_err(|err| SessionError::Fatal(err.to_string()))?;
         let bytes =
             encode_parquet(schema, &[batch]).map_err(|err| SessionError::Fatal(err.to_string()))?;
         encoded.push(EncodedFile {
             file,
+            range,
             bytes,
             row_count: u64::try_from(slice.len()).unwrap_or(u64::MAX),
             schema: Arc::clone(schema),

@@ -158,3 +158,88 @@ impl RecordTraces {
         self.parent.as_ref().is_some_and(same) || self.links.iter().any(same)
     }
 }
+
+/// The most runs a [`TracedRecords`] keeps; records after that add nothing (a sequence where nearly
+/// every record has its own producer span is cut into batches with the first contexts only).
+pub const MAX_RUNS: usize = 4 * MAX_LINKS;
+
+/// The trace contexts of a sequence of records by position, for consumers that decide the batches
+/// later (a lake sink buffers a partition's records, then cuts them into files by event date): push
+/// each record's headers, then take [`TracedRecords::batch`] for each batch's range of positions.
+///
+/// Consecutive records with the same context (a produce call's records) take one run, so memory grows
+/// with the number of distinct producer calls, at most [`MAX_RUNS`], not with the records. Like
+/// [`RecordTraces`], it collects only when the process exports traces.
+#[derive(Debug, Clone, Default)]
+pub struct TracedRecords {
+    collecting: bool,
+    runs: Vec<Run>,
+}
+
+/// Records `first..=last` of a sequence all carry `context`.
+#[derive(Debug, Clone)]
+struct Run {
+    first: usize,
+    last: usize,
+    context: SpanContext,
+}
+
+impl TracedRecords {
+    /// An empty sequence that collects when this process exports traces.
+    pub fn new() -> Self {
+        Self::collecting(traces_exported())
+    }
+
+    /// An empty sequence that collects when `collecting` is true.
+    pub fn collecting(collecting: bool) -> Self {
+        Self {
+            collecting,
+            runs: Vec::new(),
+        }
+    }
+
+    /// True when this sequence collects contexts (the process exports traces).
+    pub fn is_collecting(&self) -> bool {
+        self.collecting
+    }
+
+    /// Notes the headers of the record at `position` (positions increase from call to call).
+    pub fn push<'k, 'v>(
+        &mut self,
+        position: usize,
+        headers: impl IntoIterator<Item = (&'k str, &'v [u8])>,
+    ) {
+        if !self.collecting {
+            return;
+        }
+        let Some(context) = record_context(headers) else {
+            return;
+        };
+        if let Some(run) = self.runs.last_mut()
+            && run.last + 1 == position
+            && run.context.trace_id() == context.trace_id()
+            && run.context.span_id() == context.span_id()
+        {
+            run.last = position;
+            return;
+        }
+        if self.runs.len() < MAX_RUNS {
+            self.runs.push(Run {
+                first: position,
+                last: position,
+                context,
+            });
+        }
+    }
+
+    /// The contexts of the records at `positions`, in order: the parent and links of that batch's span.
+    pub fn batch(&self, positions: std::ops::Range<usize>) -> RecordTraces {
+        let mut traces = RecordTraces::collecting(self.collecting);
+        for run in &self.runs {
+            if run.first < positions.end && run.last >= positions.start {
+                traces.add(run.context.clone());
+            }
+        }
+        traces
+    }
+}

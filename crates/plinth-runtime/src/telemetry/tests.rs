@@ -229,3 +229,42 @@ fn a_batch_span_gets_the_parent_and_the_links() {
         [SpanId::from_bytes([2; 8]), SpanId::from_bytes([3; 8])]
     );
 }
+
+#[test]
+fn traced_records_give_each_batch_the_contexts_of_its_positions() {
+    let mut records = TracedRecords::collecting(true);
+    // Positions 0..=2 from produce call 1, 3 without headers, 4..=5 from call 2, 6 from call 1 again.
+    for (position, context) in [
+        (0, Some((1, 1))),
+        (1, Some((1, 1))),
+        (2, Some((1, 1))),
+        (3, None),
+        (4, Some((2, 2))),
+        (5, Some((2, 2))),
+        (6, Some((1, 1))),
+    ] {
+        let record = match context {
+            Some((trace, span)) => headers(&[("traceparent", traceparent(trace, span))]),
+            None => headers(&[("other", "x".to_owned())]),
+        };
+        records.push(position, borrowed(&record));
+    }
+    let parent = |traces: &RecordTraces| traces.parent().map(|cx| cx.span_id());
+    let links = |traces: &RecordTraces| -> Vec<SpanId> {
+        traces.links().iter().map(SpanContext::span_id).collect()
+    };
+    let all = records.batch(0..7);
+    assert_eq!(parent(&all), Some(SpanId::from_bytes([1; 8])));
+    assert_eq!(links(&all), [SpanId::from_bytes([2; 8])]);
+    let middle = records.batch(3..6);
+    assert_eq!(parent(&middle), Some(SpanId::from_bytes([2; 8])));
+    assert!(links(&middle).is_empty());
+    assert!(records.batch(3..4).is_empty());
+    let tail = records.batch(5..7);
+    assert_eq!(parent(&tail), Some(SpanId::from_bytes([2; 8])));
+    assert_eq!(links(&tail), [SpanId::from_bytes([1; 8])]);
+
+    let mut off = TracedRecords::collecting(false);
+    off.push(0, borrowed(&headers(&[("traceparent", traceparent(1, 1))])));
+    assert!(off.batch(0..1).is_empty());
+}
