@@ -7,6 +7,9 @@
 //! this replica, which commits as that member; Kafka refuses commits of a group with live members from
 //! anyone else. A client sends Commit on the channel its Subscribe stream uses, so it reaches the same
 //! replica.
+//!
+//! When the process exports traces, each batch sent is a [`DELIVER_SPAN`] span continuing its records'
+//! producer trace (their `traceparent` headers, delivered to the client too).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -15,12 +18,14 @@ use std::time::Duration;
 use plinth_proto::datahub::v1 as pb;
 use plinth_proto::ids::{SchemaId, TopicName};
 use plinth_runtime::error::ApiError;
+use plinth_runtime::telemetry::RecordTraces;
 use plinth_schema_registry::client::RegistryClient;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Headers as _, Message as _};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use crate::config::{KafkaConfig, SubscribeConfig};
 use crate::domain::wire_format;
@@ -29,6 +34,9 @@ use crate::topics::{Topics, timestamp};
 
 /// Records read from Kafka by Subscribe streams (counter, label `topic`).
 pub const RECORDS_CONSUMED: &str = "plinth_datahub_records_consumed_total";
+/// The span of one batch handed to a Subscribe stream (only when traces are exported): parented by the
+/// first traced record's producer span, linked to the others'.
+pub const DELIVER_SPAN: &str = "subscribe.deliver_batch";
 /// Open Subscribe streams (gauge).
 pub const OPEN_STREAMS: &str = "plinth_datahub_subscribe_streams";
 
@@ -215,6 +223,34 @@ fn count_consumed(batch: &[pb::ConsumedRecord]) {
     for (topic, count) in counts {
         metrics::counter!(RECORDS_CONSUMED, "topic" => topic.to_owned()).increment(count);
     }
+}
+
+/// A [`DELIVER_SPAN`] span for a batch about to be sent, parented by its first traced record's producer
+/// span and linked to the others; a disabled span (no cost) unless the process exports traces.
+fn delivery_span(batch: &[pb::ConsumedRecord]) -> tracing::Span {
+    let mut traces = RecordTraces::new();
+    if !traces.is_collecting() {
+        return tracing::Span::none();
+    }
+    for record in batch {
+        traces.add_headers(
+            record
+                .headers
+                .iter()
+                .map(|header| (header.key.as_str(), header.value.as_slice())),
+        );
+    }
+    let span = tracing::info_span!(
+        DELIVER_SPAN,
+        topic = batch
+            .first()
+            .and_then(|record| record.topic.as_ref())
+            .map_or("", TopicName::as_str),
+        records = batch.len(),
+        trace_links = traces.links().len(),
+    );
+    traces.apply_to(&span);
+    span
 }
 
 /// One open stream, as a group member that Commit can use.
@@ -456,8 +492,10 @@ impl Subscriptions {
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                 count_consumed(&full);
                 consumer.context().remember_delivered(&full);
+                let span = delivery_span(&full);
                 if sender
                     .send(Ok(pb::SubscribeResponse { records: full }))
+                    .instrument(span)
                     .await
                     .is_err()
                 {
