@@ -101,6 +101,7 @@ check_expectations() {
     local chart="$1" label="$2" values="$3" line what object text n=0
     while IFS= read -r line; do
         what="${line%%:*}"
+        what="${what#\# }"
         line="${line#*: }"
         object="${line%% *}"
         text="${line#* }"
@@ -110,9 +111,9 @@ check_expectations() {
         : >"$scratch/out"
         if [[ ! -s "$scratch/object.yaml" ]]; then
             fail "$chart [$label]: $what: no $object was rendered"
-        elif [[ "$what" == "# expect-rendered" ]] && ! grep -qF -- "$text" "$scratch/object.yaml"; then
+        elif [[ "$what" == expect-rendered ]] && ! grep -qF -- "$text" "$scratch/object.yaml"; then
             fail "$chart [$label]: $object does not contain '$text'"
-        elif [[ "$what" == "# expect-not-rendered" ]] && grep -qF -- "$text" "$scratch/object.yaml"; then
+        elif [[ "$what" == expect-not-rendered ]] && grep -qF -- "$text" "$scratch/object.yaml"; then
             fail "$chart [$label]: $object contains '$text', which it must not"
         fi
     done < <(grep -E '^# expect-(not-)?rendered: ' "$values" || true)
