@@ -16,3 +16,4 @@ mod schema_registry;
 mod serving_oip;
 mod serving_predict;
 mod serving_start;
+mod tracing;

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use tokio::sync::oneshot;
 
+pub mod process;
+
 /// A name unique to one test run (UUIDv7), so tests can share servers and databases in parallel.
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::now_v7().simple())
