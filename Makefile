@@ -71,7 +71,7 @@ doc: ## rustdoc with warnings denied
 nextest: ## all tests, against real PostgreSQL, Redis, a tansu broker and the s3rver S3 server
 	@$(TOOLS) kafka venv s3
 	@$(SERVICES) ensure
-	cargo nextest run --workspace --locked --no-fail-fast
+	cargo build --workspace --bins --locked && cargo nextest run --workspace --locked --no-fail-fast
 
 .PHONY: helm-check
 helm-check: ## helm lint --strict, helm template and kubernetes-validate for every chart under helm/
