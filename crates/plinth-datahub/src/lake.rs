@@ -3,8 +3,10 @@
 //!
 //! Where a dataset lives: a sink's `url_prefix` (default: the configured `lake.root`, stored normalized
 //! without a trailing `/`) is the directory that holds dataset directories, so the files of dataset `d`
-//! are `<url_prefix>/d/event_date=YYYY-MM-DD/...`. A dataset with a sink lives under its sink's prefix;
-//! a dataset without one (written through Flight, or whose sink was deleted) is found under `lake.root`.
+//! are `<url_prefix>/d/event_date=YYYY-MM-DD/...` (a batch job's dataset, such as a training set, holds
+//! flat `<url_prefix>/d/part-NNNNN.parquet` files and `_SUCCESS` instead; see `dataset`). A dataset with
+//! a sink lives under its sink's prefix; a dataset without one (written through Flight or by a batch job,
+//! or whose sink was deleted) is found under `lake.root`.
 //! `ListDatasets` lists the directories under `lake.root` plus every sink's dataset.
 //!
 //! One writer per dataset: sinks are leased (SQL, `datahub_lake_sinks.owner/lease_until_ms`). A
@@ -38,7 +40,9 @@ use crate::domain::lake_path::DatasetName;
 use crate::domain::lake_schema::KAFKA_TIMESTAMP_COLUMN;
 use crate::error::{sink_not_found, topic_not_found};
 use crate::flight::ScanTicket;
-use crate::lake::dataset::{DatasetFile, FileKind, FooterCache, TimeRange, list_files};
+use crate::lake::dataset::{
+    DatasetFile, FileKind, FooterCache, TimeRange, list_dataset, list_files,
+};
 use crate::lake::sink::{SchemaCache, SinkExit, SinkProgress, SinkTask, now_ms, timestamp};
 use crate::store::{SinkRow, SinkState, Store};
 use plinth_runtime::storage::{Location, Locations, normalize_url};
@@ -585,10 +589,11 @@ impl Lake {
             .ok_or_else(|| ApiError::required("name", "name the dataset to describe"))?;
         let dataset = validate_dataset(name.as_str())?;
         let (location, sink) = self.dataset_location(&dataset).await?;
-        let files = list_files(&location, &dataset).await?;
-        if files.is_empty() && sink.is_none() {
-            return Err(dataset_not_found(&dataset));
+        let listing = list_dataset(&location, &dataset).await?;
+        if listing.files.is_empty() && sink.is_none() {
+            return Err(listing.nothing_to_read(&dataset));
         }
+        let files = listing.files;
         let footers = self.footers_of(&location, &files).await?;
         let schema = dataset::evolved_schema(&dataset, footers.iter().map(AsRef::as_ref))?;
         let page_size = match usize::try_from(req.page_size).unwrap_or(DEFAULT_PAGE_SIZE) {
@@ -665,10 +670,10 @@ impl Lake {
             end_ms: parse_time("end_time", ticket.end_time.as_deref())?,
         };
         let (location, _) = self.dataset_location(&dataset).await?;
-        let files = list_files(&location, &dataset).await?;
-        let footers = self.footers_of(&location, &files).await?;
+        let listing = list_dataset(&location, &dataset).await?;
+        let footers = self.footers_of(&location, &listing.files).await?;
         let schema = dataset::evolved_schema(&dataset, footers.iter().map(AsRef::as_ref))?
-            .ok_or_else(|| dataset_not_found(&dataset))?;
+            .ok_or_else(|| listing.nothing_to_read(&dataset))?;
         let output_indices: Vec<usize> = if ticket.columns.is_empty() {
             (0..schema.fields().len()).collect()
         } else {
@@ -719,10 +724,7 @@ impl Lake {
         } else {
             Some(footers.iter().map(|footer| footer.row_count).sum())
         };
-        let files = files
-            .into_iter()
-            .filter(|file| time_range.may_hold(file.event_date()))
-            .collect();
+        let files = time_range.select(&dataset, listing.files)?;
         Ok(ScanPlan {
             location,
             files,
@@ -760,8 +762,9 @@ impl Lake {
             )
             .with_field("url_prefix", "must be unset or the lake root"));
         }
-        let files = list_files(&location, &dataset).await?;
-        let footers = self.footers_of(&location, &files).await?;
+        let listing = list_dataset(&location, &dataset).await?;
+        listing.check_flight_writable(&dataset)?;
+        let footers = self.footers_of(&location, &listing.files).await?;
         let existing = dataset::evolved_schema(&dataset, footers.iter().map(AsRef::as_ref))?;
         write::DatasetWriter::new(
             dataset,
@@ -841,16 +844,6 @@ fn validate_dataset(name: &str) -> Result<DatasetName, ApiError> {
     })
 }
 
-fn dataset_not_found(dataset: &DatasetName) -> ApiError {
-    ApiError::not_found(
-        "DATASET_NOT_FOUND",
-        format!(
-            "dataset `{dataset}` has no files in the lake; list datasets with `plinth lake ls`"
-        ),
-    )
-    .with_metadata("dataset", dataset.as_str())
-}
-
 fn pb_dataset(dataset: &DatasetName) -> plinth_proto::ids::DatasetName {
     plinth_proto::ids::DatasetName::new(dataset.as_str())
 }
@@ -887,12 +880,16 @@ fn file_message(
             file.size,
             file.last_modified.timestamp_millis(),
         ),
-        FileKind::Written { event_date } => pb::LakeFile {
+        // Written and flat files: rows numbered from 0, no Kafka partition; a flat file has no event date.
+        FileKind::Written { .. } | FileKind::Flat => pb::LakeFile {
             url: location.url_of(&file.relative),
             partition: -1,
             first_offset: 0,
             last_offset: i64::try_from(row_count).unwrap_or(i64::MAX) - 1,
-            event_date: event_date.format("%Y-%m-%d").to_string(),
+            event_date: file
+                .event_date()
+                .map(|date| date.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
             row_count,
             size_bytes: file.size,
             write_time: Some(timestamp(file.last_modified.timestamp_millis())),

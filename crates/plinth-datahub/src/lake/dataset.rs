@@ -2,17 +2,25 @@
 //! row count, cached: a lake file never changes once written), the schema that reads them all, and
 //! their rows, one file at a time, projected onto that schema.
 //!
-//! A dataset holds two kinds of file, both under `<dataset>/event_date=YYYY-MM-DD/`:
+//! A dataset holds three kinds of file:
 //!
-//! - Kafka files, written by its lake sink: `partition=<p>/<first:020>-<last:020>.parquet`
-//!   ([`LakeFile`]); their names are the sink's progress record.
-//! - Written files, written through Arrow Flight `DoPut`: `written/<uuidv7>.parquet`. Their rows have
-//!   `_kafka_partition` = -1 and `_kafka_offset` = the row's index in its write; the UUIDv7 makes names
-//!   unique without coordination and sort in write order. Sinks ignore them, so they never move a sink's
-//!   offsets.
+//! - Kafka files, written by its lake sink:
+//!   `event_date=YYYY-MM-DD/partition=<p>/<first:020>-<last:020>.parquet` ([`LakeFile`]); their names
+//!   are the sink's progress record.
+//! - Written files, written through Arrow Flight `DoPut`:
+//!   `event_date=YYYY-MM-DD/written/<uuidv7>.parquet`. Their rows have `_kafka_partition` = -1 and
+//!   `_kafka_offset` = the row's index in its write; the UUIDv7 makes names unique without
+//!   coordination and sort in write order. Sinks ignore them, so they never move a sink's offsets.
+//! - Flat files, written by batch jobs (the feature store's training sets, the orchestrator's
+//!   batch-score outputs): `<name>.parquet` directly under the dataset (`part-00000.parquet`, ...),
+//!   with a `_SUCCESS` marker put after the last one. They have no event date and their rows no Kafka
+//!   metadata, unless the job wrote such columns itself. A job that is still writing, or that failed,
+//!   left no marker: its flat files are not listed, so a reader sees a batch job's dataset whole or not
+//!   at all (the Spark and Hive convention the writers follow).
 //!
-//! Other objects under a dataset (an editor's backup, a half-uploaded temporary) are skipped with a
-//! warning, never read.
+//! Paths with a segment starting with `_` or `.` (the marker, a job's `_temporary/` parts, a `.crc`
+//! checksum) are skipped silently, as Spark and Hive readers do. Any other object under a dataset (an
+//! editor's backup, a Parquet file in a subdirectory) is skipped with a warning, never read.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -37,6 +45,8 @@ use plinth_runtime::storage::Location;
 
 /// The directory under an event date that holds written (non-Kafka) files.
 pub(crate) const WRITTEN_DIRECTORY: &str = "written";
+/// The empty object a batch job puts directly under its dataset once every flat file is in place.
+pub(crate) const SUCCESS_MARKER: &str = "_SUCCESS";
 /// Rows per batch when reading a file.
 const READ_BATCH_ROWS: usize = 8192;
 /// Bytes fetched from a file's end in one request to read its footer.
@@ -54,6 +64,8 @@ pub(crate) enum FileKind {
         /// The UTC date of its rows' `_kafka_timestamp`.
         event_date: NaiveDate,
     },
+    /// Written by a batch job directly under the dataset: no event date, no Kafka metadata.
+    Flat,
 }
 
 /// One file of a dataset, as listed.
@@ -70,11 +82,12 @@ pub(crate) struct DatasetFile {
 }
 
 impl DatasetFile {
-    /// The event date in its path.
-    pub(crate) fn event_date(&self) -> NaiveDate {
+    /// The event date in its path; `None` for a flat file, which has none.
+    pub(crate) fn event_date(&self) -> Option<NaiveDate> {
         match &self.kind {
-            FileKind::Kafka(file) => file.event_date(),
-            FileKind::Written { event_date } => *event_date,
+            FileKind::Kafka(file) => Some(file.event_date()),
+            FileKind::Written { event_date } => Some(*event_date),
+            FileKind::Flat => None,
         }
     }
 
@@ -82,8 +95,13 @@ impl DatasetFile {
     pub(crate) fn kafka(&self) -> Option<&LakeFile> {
         match &self.kind {
             FileKind::Kafka(file) => Some(file),
-            FileKind::Written { .. } => None,
+            FileKind::Written { .. } | FileKind::Flat => None,
         }
+    }
+
+    /// Whether a batch job wrote it.
+    pub(crate) fn is_flat(&self) -> bool {
+        self.kind == FileKind::Flat
     }
 }
 
@@ -110,46 +128,172 @@ fn parse_written(relative: &str) -> Option<(DatasetName, NaiveDate)> {
     (*directory == WRITTEN_DIRECTORY && valid_id).then_some((dataset, event_date))
 }
 
-/// Classifies a listed object of `dataset`; `None` for an object that is not a lake file.
-fn classify(location: &Location, dataset: &DatasetName, meta: &ObjectMeta) -> Option<DatasetFile> {
-    let relative = location.relative(&meta.location)?;
-    let kind = if let Ok((name, file)) = LakeFile::parse(&relative) {
-        (name == *dataset).then_some(FileKind::Kafka(file))?
-    } else if let Some((name, event_date)) = parse_written(&relative) {
-        (name == *dataset).then_some(FileKind::Written { event_date })?
-    } else {
-        tracing::warn!(
-            path = %meta.location,
-            "an object under a dataset is not a lake file name; it is not read"
-        );
-        return None;
-    };
-    Some(DatasetFile {
-        relative,
-        kind,
-        size: meta.size,
-        last_modified: meta.last_modified,
-    })
+/// What a path under a dataset is, from its name alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Entry {
+    /// A file the lake reads.
+    File(FileKind),
+    /// The `_SUCCESS` marker directly under the dataset.
+    SuccessMarker,
+    /// A path with a segment (below the dataset) starting with `_` or `.`: skipped silently.
+    Hidden,
+    /// A path of another dataset: a listing by prefix never yields one.
+    OtherDataset,
+    /// Anything else: skipped with a warning.
+    Unknown,
+}
+
+/// Classifies `relative` (`<dataset>/...`, relative to the lake location) as an entry of `dataset`.
+fn classify_path(relative: &str, dataset: &DatasetName) -> Entry {
+    if let Ok((name, file)) = LakeFile::parse(relative) {
+        return if name == *dataset {
+            Entry::File(FileKind::Kafka(file))
+        } else {
+            Entry::OtherDataset
+        };
+    }
+    if let Some((name, event_date)) = parse_written(relative) {
+        return if name == *dataset {
+            Entry::File(FileKind::Written { event_date })
+        } else {
+            Entry::OtherDataset
+        };
+    }
+    let mut segments = relative.split('/');
+    if segments.next() != Some(dataset.as_str()) {
+        return Entry::OtherDataset;
+    }
+    let below: Vec<&str> = segments.collect();
+    match below.as_slice() {
+        [name] if *name == SUCCESS_MARKER => Entry::SuccessMarker,
+        _ if below.iter().any(|segment| segment.starts_with(['_', '.'])) => Entry::Hidden,
+        [name] if name.len() > ".parquet".len() && name.ends_with(".parquet") => {
+            Entry::File(FileKind::Flat)
+        }
+        _ => Entry::Unknown,
+    }
+}
+
+/// A dataset's files, as listed.
+#[derive(Debug, Default)]
+pub(crate) struct DatasetListing {
+    /// Its readable files, in name order.
+    pub(crate) files: Vec<DatasetFile>,
+    /// Flat files left out because the dataset has no `_SUCCESS` marker: a batch job is still writing
+    /// them, or failed.
+    pub(crate) unfinished_flat_files: usize,
+}
+
+impl DatasetListing {
+    /// The error for a dataset with nothing to read: NOT_FOUND, saying so when a batch job's write is
+    /// unfinished.
+    pub(crate) fn nothing_to_read(&self, dataset: &DatasetName) -> ApiError {
+        let message = if self.unfinished_flat_files > 0 {
+            format!(
+                "dataset `{dataset}` is not complete: it holds {} Parquet files but no `{SUCCESS_MARKER}` marker, so the batch job writing it (a training set or batch scoring) has not finished or failed; it is read once the job puts `{SUCCESS_MARKER}` last: wait for the job, or delete the leftover files and run it again",
+                self.unfinished_flat_files
+            )
+        } else {
+            format!(
+                "dataset `{dataset}` has no files in the lake; list datasets with `plinth lake ls`"
+            )
+        };
+        let reason = if self.unfinished_flat_files > 0 {
+            "DATASET_INCOMPLETE"
+        } else {
+            "DATASET_NOT_FOUND"
+        };
+        ApiError::not_found(reason, message).with_metadata("dataset", dataset.as_str())
+    }
+
+    /// Refuses a Flight write into a batch job's dataset: a dataset has one writer, and the job owns it.
+    pub(crate) fn check_flight_writable(&self, dataset: &DatasetName) -> Result<(), ApiError> {
+        if self.unfinished_flat_files == 0 && !self.files.iter().any(DatasetFile::is_flat) {
+            return Ok(());
+        }
+        Err(ApiError::failed_precondition(
+            "DATASET_WRITTEN_BY_BATCH_JOB",
+            format!(
+                "dataset `{dataset}` holds flat Parquet files (`{dataset}/part-*.parquet` and `{SUCCESS_MARKER}`) written by a batch job (a training set or batch scoring): a dataset has one writer; write into another dataset"
+            ),
+        )
+        .with_metadata("dataset", dataset.as_str()))
+    }
 }
 
 /// Every lake file of `dataset` at `location`, in name order (event date, partition, first offset;
-/// written files after the partitions of their date). A dataset without files is empty, not an error.
-pub(crate) async fn list_files(
+/// written files after the partitions of their date; flat files by name, only once the `_SUCCESS`
+/// marker exists). A dataset without files is empty, not an error.
+pub(crate) async fn list_dataset(
     location: &Location,
     dataset: &DatasetName,
-) -> Result<Vec<DatasetFile>, ApiError> {
+) -> Result<DatasetListing, ApiError> {
     let prefix = location.path(dataset.as_str());
     let listed: Vec<ObjectMeta> = match location.store.list(Some(&prefix)).try_collect().await {
         Ok(listed) => listed,
         Err(object_store::Error::NotFound { .. }) => Vec::new(),
         Err(err) => return Err(store_error(&location.url_of(dataset.as_str()), &err)),
     };
-    let mut files: Vec<DatasetFile> = listed
-        .iter()
-        .filter_map(|meta| classify(location, dataset, meta))
-        .collect();
+    let mut complete = false;
+    let mut files = Vec::new();
+    let mut flat = Vec::new();
+    for meta in &listed {
+        let Some(relative) = location.relative(&meta.location) else {
+            continue;
+        };
+        let kind = match classify_path(&relative, dataset) {
+            Entry::File(kind) => kind,
+            Entry::SuccessMarker => {
+                complete = true;
+                continue;
+            }
+            Entry::Hidden | Entry::OtherDataset => continue,
+            Entry::Unknown => {
+                tracing::warn!(
+                    path = %meta.location,
+                    "an object under a dataset is not a lake file name; it is not read"
+                );
+                continue;
+            }
+        };
+        let file = DatasetFile {
+            relative,
+            kind,
+            size: meta.size,
+            last_modified: meta.last_modified,
+        };
+        if file.is_flat() {
+            flat.push(file);
+        } else {
+            files.push(file);
+        }
+    }
+    let unfinished_flat_files = if complete {
+        files.append(&mut flat);
+        0
+    } else {
+        if !flat.is_empty() {
+            tracing::debug!(
+                %dataset,
+                files = flat.len(),
+                "a dataset's flat files are not read until its _SUCCESS marker exists"
+            );
+        }
+        flat.len()
+    };
     files.sort_by(|left, right| left.relative.cmp(&right.relative));
-    Ok(files)
+    Ok(DatasetListing {
+        files,
+        unfinished_flat_files,
+    })
+}
+
+/// The readable files of `dataset` at `location` (see [`list_dataset`]).
+pub(crate) async fn list_files(
+    location: &Location,
+    dataset: &DatasetName,
+) -> Result<Vec<DatasetFile>, ApiError> {
+    Ok(list_dataset(location, dataset).await?.files)
 }
 
 /// The names of the datasets directly under `location`.
@@ -322,7 +466,7 @@ impl TimeRange {
     }
 
     /// Whether a file of `event_date` may hold rows in the range.
-    pub(crate) fn may_hold(&self, event_date: NaiveDate) -> bool {
+    fn may_hold(&self, event_date: NaiveDate) -> bool {
         let day_start = event_date
             .and_hms_opt(0, 0, 0)
             .map(|start| start.and_utc().timestamp_millis());
@@ -332,6 +476,39 @@ impl TimeRange {
         let day_end = day_start + 86_400_000;
         self.start_ms.is_none_or(|start| start < day_end)
             && self.end_ms.is_none_or(|end| end > day_start)
+    }
+
+    /// The files of `dataset` a scan in the range reads: those whose event date may hold rows in it.
+    /// A bounded range over a dataset with flat files is refused (INVALID_ARGUMENT): flat files have no
+    /// event date and their rows no Kafka timestamp to select on, and reading none of them, or all of
+    /// them, would answer something the range did not ask.
+    pub(crate) fn select(
+        &self,
+        dataset: &DatasetName,
+        files: Vec<DatasetFile>,
+    ) -> Result<Vec<DatasetFile>, ApiError> {
+        if !self.is_bounded() {
+            return Ok(files);
+        }
+        if files.iter().any(DatasetFile::is_flat) {
+            let field = if self.start_ms.is_some() {
+                "start_time"
+            } else {
+                "end_time"
+            };
+            return Err(ApiError::invalid_argument(
+                "TIME_RANGE_ON_FLAT_DATASET",
+                format!(
+                    "dataset `{dataset}` holds flat Parquet files written by a batch job (a training set or batch scoring), which have no Kafka timestamps, so a time range cannot select their rows; scan it without start_time and end_time (`plinth lake scan` without --from and --to) and filter on the dataset's own time column"
+                ),
+            )
+            .with_field(field, "must be unset for a dataset of flat files")
+            .with_metadata("dataset", dataset.as_str()));
+        }
+        Ok(files
+            .into_iter()
+            .filter(|file| file.event_date().is_none_or(|date| self.may_hold(date)))
+            .collect())
     }
 
     /// Keeps the rows of `batch` in the range; `batch` must hold `_kafka_timestamp`.
@@ -436,3 +613,6 @@ fn decode_file(
     }
     Ok(batches)
 }
+
+#[cfg(test)]
+mod tests;
