@@ -717,7 +717,12 @@ impl Engine {
                 image,
                 working_dir,
             } => (command.clone(), image.clone(), working_dir.clone()),
-            TaskKind::Train { command, image, .. } => (command.clone(), image.clone(), None),
+            TaskKind::Train {
+                command,
+                image,
+                working_dir,
+                ..
+            } => (command.clone(), image.clone(), working_dir.clone()),
             _ => (CommandLine::Argv(Vec::new()), None, None),
         };
         let argv = match command {

@@ -22,4 +22,5 @@ pub mod server;
 pub mod storage;
 pub mod telemetry;
 pub mod tls;
+pub mod venv;
 pub mod yaml;

@@ -49,21 +49,9 @@ pub fn find_library() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("ORT_DYLIB_PATH").filter(|path| !path.is_empty()) {
         return Some(PathBuf::from(path));
     }
-    let mut venvs: Vec<PathBuf> = Vec::new();
-    if let Some(venv) = std::env::var_os("PLINTH_VENV").filter(|path| !path.is_empty()) {
-        venvs.push(PathBuf::from(venv));
-    }
-    if let Some(tools) = std::env::var_os("PLINTH_TOOLS_DIR").filter(|path| !path.is_empty()) {
-        venvs.push(PathBuf::from(tools).join("venv"));
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|path| !path.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")));
-    if let Some(cache) = cache {
-        venvs.push(cache.join("plinth/tools/venv"));
-    }
-    venvs.iter().find_map(|venv| library_in_venv(venv))
+    plinth_runtime::venv::tools_venvs()
+        .iter()
+        .find_map(|venv| library_in_venv(venv))
 }
 
 fn library_in_venv(venv: &Path) -> Option<PathBuf> {

@@ -242,6 +242,9 @@ pub enum TaskKind {
         /// The container image (Kubernetes executor).
         #[serde(default)]
         image: Option<String>,
+        /// The working directory (local executor): where a project's training script lives.
+        #[serde(default)]
+        working_dir: Option<String>,
         /// The lake dataset with the training set (passed as `PLINTH_TRAINING_SET`, a URL).
         training_set: String,
         /// The model's name in the repository.

@@ -305,12 +305,14 @@ fn template_fields(task: &mut Task) -> Vec<(String, &mut String)> {
         TaskKind::Train {
             command: line,
             image,
+            working_dir,
             training_set,
             model,
             version,
         } => {
             command(&mut fields, line);
             optional(&mut fields, "image", image);
+            optional(&mut fields, "working_dir", working_dir);
             fields.push(("with.training_set".to_owned(), training_set));
             fields.push(("with.model".to_owned(), model));
             optional(&mut fields, "version", version);

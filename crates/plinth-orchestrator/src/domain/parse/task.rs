@@ -372,7 +372,14 @@ fn with_keys(uses: &str) -> &'static [&'static str] {
             "event_timestamp_column",
             "output",
         ],
-        "train" => &["command", "image", "training_set", "model", "version"],
+        "train" => &[
+            "command",
+            "image",
+            "working_dir",
+            "training_set",
+            "model",
+            "version",
+        ],
         "batch-score" => &["model", "version", "input", "output", "columns"],
         "deploy-model" => &["model", "version"],
         _ => &[],
@@ -455,6 +462,7 @@ fn kind(
             TaskKind::Train {
                 command: command?,
                 image: with.optional("image"),
+                working_dir: with.optional("working_dir"),
                 training_set: training_set?,
                 model: model?,
                 version: with.optional("version"),

@@ -171,6 +171,7 @@ fn the_design_example_parses_with_defaults_and_overrides() {
         TaskKind::Train {
             command: CommandLine::Shell("python train.py --epochs {{ params.epochs }}".to_owned()),
             image: None,
+            working_dir: None,
             training_set: "churn_train_{{ ds_nodash }}".to_owned(),
             model: "churn".to_owned(),
             version: Some("{{ params.model_version }}".to_owned()),
@@ -338,7 +339,7 @@ fn unknown_keys_name_the_nearest_one() {
         &[
             "unknown key `modle` in the `with` of task `a` (uses: train)",
             "did you mean `model`?",
-            "valid keys are command, image, training_set, model, version",
+            "valid keys are command, image, working_dir, training_set, model, version",
         ],
     );
 }

@@ -147,6 +147,7 @@ fn render_task_renders_every_field_and_names_the_bad_one() {
             "--task={{ task }}".to_owned(),
         ]),
         image: None,
+        working_dir: Some("/projects/{{ params.version }}".to_owned()),
         training_set: "churn_{{ ds_nodash }}".to_owned(),
         model: "churn".to_owned(),
         version: Some("{{ params.version }}".to_owned()),
@@ -154,6 +155,7 @@ fn render_task_renders_every_field_and_names_the_bad_one() {
     let rendered = render_task(&train, &context()).unwrap();
     let TaskKind::Train {
         command,
+        working_dir,
         training_set,
         version,
         ..
@@ -170,6 +172,7 @@ fn render_task_renders_every_field_and_names_the_bad_one() {
         ])
     );
     assert_eq!(training_set, "churn_20260105");
+    assert_eq!(working_dir.as_deref(), Some("/projects/v1"));
     assert_eq!(version.as_deref(), Some("v1"));
     assert_eq!(rendered.env["RUN"], "r20260105020000");
     assert_eq!(rendered.execution_timeout, train.execution_timeout);
