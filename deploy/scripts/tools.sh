@@ -47,6 +47,8 @@ readonly VENV_REQUIREMENTS=(
     "tritonclient[grpc,http]==2.73.0"
     "scikit-learn==1.9.1"
     "skl2onnx==1.20.0"
+    # The `plinth init` project's training script reads its training set (Parquet) with pyarrow.
+    "pyarrow==26.0.1"
 )
 # Benchmark peers (peers.md), in a venv of their own so that `make test` never pays for them.
 readonly PEERS_REQUIREMENTS=(
@@ -163,7 +165,7 @@ ensure_venv() {
 
 install_venv() {
     ensure_venv "$TOOLS/venv" \
-        'import os, subprocess, sys, confluent_kafka, grpc, grpc_health.v1, onnxruntime, tritonclient.grpc, tritonclient.http, sklearn, skl2onnx
+        'import os, subprocess, sys, confluent_kafka, grpc, grpc_health.v1, onnxruntime, tritonclient.grpc, tritonclient.http, sklearn, skl2onnx, pyarrow
 subprocess.run([os.path.join(os.path.dirname(sys.executable), "kubernetes-validate"), "--version"], check=True)' \
         "${VENV_REQUIREMENTS[@]}"
 }

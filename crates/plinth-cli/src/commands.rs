@@ -2,6 +2,7 @@
 
 pub mod consume;
 pub mod features;
+pub mod init;
 pub mod lake;
 pub mod model;
 pub mod pipeline;
@@ -32,6 +33,10 @@ pub struct Cli {
 pub enum Command {
     /// Run every service in one process on embedded defaults, until Ctrl-C.
     Up(up::UpArgs),
+    /// Create a model project: features, training script, pipelines, Dockerfile, CI and sample data.
+    ///
+    /// Example: plinth init churn && cd churn && cat README.md
+    Init(init::InitArgs),
     /// Register, read, check and delete schemas in the schema registry.
     Schema(Box<schema::SchemaArgs>),
     /// Create, describe, list and delete topics bound to schema subjects (the data hub).
@@ -136,6 +141,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args).await,
+        Command::Init(args) => init::run(args),
         Command::Schema(command) => schema::run(*command).await,
         Command::Topic(command) => topic::run(*command).await,
         Command::Produce(command) => produce::run(*command).await,

@@ -5,4 +5,5 @@
 
 pub mod commands;
 pub mod files;
+pub mod journey;
 pub mod output;

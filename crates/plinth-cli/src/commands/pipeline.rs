@@ -2,7 +2,7 @@
 //! orchestrator over gRPC (`plinth.orchestrator.v1`).
 
 mod format;
-mod local;
+pub(crate) mod local;
 mod params;
 mod wait;
 

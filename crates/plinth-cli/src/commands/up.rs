@@ -3,8 +3,6 @@
 //! Kafka-protocol broker (tansu, a child process), the data hub gateway, the feature store, model serving
 //! and the orchestrator (local-process executor).
 
-mod datahub_demo;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -68,7 +66,10 @@ pub struct UpArgs {
     /// Log level (tracing filter directive).
     #[arg(long, default_value = "info", env = "PLINTH_LOG")]
     pub log_level: String,
-    /// After start, run a short demo against the running platform and print each step.
+    /// After start, run the platform journey and print each step as the `plinth` command it is: a model
+    /// project from `plinth init`, events produced and landed in the lake, features applied, a
+    /// training set built, a model trained by a pipeline and deployed, predictions by key (needs the
+    /// tools venv's scikit-learn: `make tools`).
     #[arg(long)]
     pub demo: bool,
 }
@@ -202,17 +203,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         }
         None => println!("  kafka            {bootstrap_servers}  (external cluster)"),
     }
-    println!();
-    println!("Next: register a schema, bind a topic to it, produce and read");
-    println!(
-        "  echo '{{\"type\":\"object\",\"properties\":{{\"id\":{{\"type\":\"integer\"}}}}}}' > /tmp/orders.json"
-    );
-    println!("  plinth schema register orders-value --file /tmp/orders.json");
-    println!("  plinth topic create orders --value-subject orders-value");
-    println!("  echo '{{\"id\":1}}' | plinth produce orders");
-    println!("  plinth consume orders --group me --from earliest --max 1");
-    println!("  curl http://{registry_http}/subjects");
-    println!("Press Ctrl-C to stop.");
+    if !args.demo {
+        println!();
+        println!("Next: register a schema, bind a topic to it, produce and read");
+        println!(
+            "  echo '{{\"type\":\"object\",\"properties\":{{\"id\":{{\"type\":\"integer\"}}}}}}' > /tmp/orders.json"
+        );
+        println!("  plinth schema register orders-value --file /tmp/orders.json");
+        println!("  plinth topic create orders --value-subject orders-value");
+        println!("  echo '{{\"id\":1}}' | plinth produce orders");
+        println!("  plinth consume orders --group me --from earliest --max 1");
+        println!("  curl http://{registry_http}/subjects");
+        println!("Press Ctrl-C to stop.");
+    }
 
     let (stop_orchestrator, orchestrator_stop) = tokio::sync::watch::channel(false);
     let (stop_serving, serving_stop) = tokio::sync::watch::channel(false);
@@ -229,8 +232,30 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let orchestrator_task = tokio::spawn(orchestrator.serve(shutdown(orchestrator_stop)));
 
     if args.demo {
-        demo(registry_grpc, registry_http).await?;
-        datahub_demo::run(datahub_grpc).await?;
+        let url = |addr: SocketAddr| -> anyhow::Result<url::Url> {
+            format!("http://{addr}")
+                .parse()
+                .context("a service address is not a URL")
+        };
+        let endpoints = crate::journey::Endpoints {
+            registry: url(registry_grpc)?,
+            datahub: url(datahub_grpc)?,
+            feature_store: url(feature_store_grpc)?,
+            orchestrator: url(orchestrator_grpc)?,
+            serving: url(serving_grpc)?,
+        };
+        match crate::journey::run(&endpoints, &crate::journey::Options::demo(&data_dir)).await {
+            Ok(outcome) => println!(
+                "\nDemo done: model {} version {} serves predictions by customer_id; its project is in {}.\nEvery step above is a `plinth` command you can run again in another terminal. The platform keeps running: press Ctrl-C to stop.",
+                outcome.project.name,
+                outcome.model_version,
+                outcome.project.dir.display()
+            ),
+            // The platform stays up so that the failed step can be looked at and run again by hand.
+            Err(err) => eprintln!(
+                "\nthe demo stopped: {err:#}\nThe platform keeps running: press Ctrl-C to stop."
+            ),
+        }
     }
 
     plinth_runtime::server::shutdown_signal().await;
@@ -422,117 +447,4 @@ fn serving_config(
     config.monitoring.datahub.url = peer(datahub_grpc)?;
     config.monitoring.registry.url = peer(registry_grpc)?;
     Ok(config)
-}
-
-/// The demo journey over what exists so far: register a schema, evolve it compatibly, refuse an
-/// incompatible change, and validate documents; each step prints the equivalent CLI command.
-pub async fn demo(registry_grpc: SocketAddr, registry_http: SocketAddr) -> anyhow::Result<()> {
-    use plinth_proto::ids::Subject;
-    use plinth_proto::schemaregistry::v1 as pb;
-    use plinth_proto::schemaregistry::v1::schema_registry_service_client::SchemaRegistryServiceClient;
-
-    let endpoint: url::Url = format!("http://{registry_grpc}").parse()?;
-    let channel =
-        plinth_runtime::client::connect(&endpoint, None, None, std::time::Duration::from_secs(10))
-            .await?;
-    let mut client = SchemaRegistryServiceClient::new(channel);
-    let subject = Subject::new("demo-orders-value");
-    let schema = |text: serde_json::Value| pb::Schema {
-        schema: text.to_string(),
-        schema_type: pb::SchemaType::Json.into(),
-        references: vec![],
-    };
-    let v1 = serde_json::json!({"type": "object", "properties": {"order_id": {"type": "integer"}, "amount": {"type": "number"}}, "required": ["order_id"], "additionalProperties": false});
-    let v2 = serde_json::json!({"type": "object", "properties": {"order_id": {"type": "integer"}, "amount": {"type": "number"}, "currency": {"type": "string"}}, "required": ["order_id"], "additionalProperties": false});
-    let bad = serde_json::json!({"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"], "additionalProperties": false});
-
-    println!(
-        "\n[demo 1/9] register a schema   (plinth schema register demo-orders-value --file v1.json)"
-    );
-    register(&mut client, &subject, schema(v1)).await?;
-
-    println!(
-        "[demo 2/9] evolve it compatibly (plinth schema register demo-orders-value --file v2.json)"
-    );
-    register(&mut client, &subject, schema(v2)).await?;
-
-    println!(
-        "[demo 3/9] an incompatible change is refused (plinth schema check demo-orders-value --file bad.json)"
-    );
-    let answer = crate::commands::call(
-        client
-            .check_compatibility(pb::CheckCompatibilityRequest {
-                subject: Some(subject.clone()),
-                schema: Some(schema(bad)),
-                version: None,
-                verbose: true,
-            })
-            .await,
-    )?;
-    println!(
-        "  -> compatible: {}; {}",
-        answer.is_compatible,
-        answer.messages.first().cloned().unwrap_or_default()
-    );
-
-    println!(
-        "[demo 4/9] validate payloads (plinth schema validate demo-orders-value --file orders.jsonl)"
-    );
-    let documents = vec![
-        r#"{"order_id": 1, "amount": 9.5}"#.to_owned(),
-        r#"{"order_id": "one"}"#.to_owned(),
-    ];
-    let answer = crate::commands::call(
-        client
-            .validate_payloads(pb::ValidatePayloadsRequest {
-                target: Some(pb::validate_payloads_request::Target::SubjectVersion(
-                    pb::SubjectVersionRef {
-                        subject: Some(subject),
-                        version: -1,
-                    },
-                )),
-                documents,
-            })
-            .await,
-    )?;
-    for result in &answer.results {
-        let detail = result
-            .errors
-            .first()
-            .map(|err| format!(" ({}: {})", err.instance_path, err.message))
-            .unwrap_or_default();
-        println!(
-            "  -> document {}: {}{detail}",
-            result.index,
-            if result.valid { "valid" } else { "invalid" }
-        );
-    }
-    println!(
-        "Try the Confluent REST API too: curl http://{registry_http}/subjects/demo-orders-value/versions\n"
-    );
-    Ok(())
-}
-
-/// One demo registration: register and print the version and id it got.
-async fn register(
-    client: &mut plinth_proto::schemaregistry::v1::schema_registry_service_client::SchemaRegistryServiceClient<
-        plinth_runtime::client::AuthChannel,
-    >,
-    subject: &plinth_proto::ids::Subject,
-    schema: plinth_proto::schemaregistry::v1::Schema,
-) -> anyhow::Result<()> {
-    let request = plinth_proto::schemaregistry::v1::RegisterSchemaRequest {
-        subject: Some(subject.clone()),
-        schema: Some(schema),
-        ..Default::default()
-    };
-    let registered = crate::commands::call(client.register_schema(request).await)?
-        .registered
-        .unwrap_or_default();
-    println!(
-        "  -> version {} with schema id {}",
-        registered.version,
-        registered.id.unwrap_or_default()
-    );
-    Ok(())
 }
