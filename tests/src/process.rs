@@ -383,7 +383,13 @@ impl ServiceProcess {
                     break;
                 }
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    process.fail("ended its output without logging its listeners");
+                    // Its stderr closed: it is exiting; say how it ended.
+                    let exiting = Instant::now() + Duration::from_secs(2);
+                    while Instant::now() < exiting {
+                        process.check_running("while starting");
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    process.fail("closed its output without logging its listeners");
                 }
                 Err(std::sync::mpsc::TryRecvError::Empty) => {}
             }
@@ -655,6 +661,48 @@ fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn services_start_as_processes_and_stop_gracefully() {
+        let registry = ServiceProcess::schema_registry(None, ProcessOptions::default()).await;
+        let feature_store = ServiceProcess::feature_store(
+            None,
+            OnlineStore::Embedded,
+            None,
+            None,
+            ProcessOptions::default(),
+        )
+        .await;
+        let orchestrator = ServiceProcess::orchestrator(
+            None,
+            OrchestratorPeers {
+                feature_store: Some(feature_store.grpc_url()),
+                ..OrchestratorPeers::default()
+            },
+            ProcessOptions::default(),
+        )
+        .await;
+        for process in [&registry, &feature_store, &orchestrator] {
+            assert_ne!(process.grpc.port(), 0);
+            assert_ne!(process.grpc, process.http);
+            assert!(process.pid().is_some());
+            assert!(
+                process.output_tail(TAIL_LINES).contains("serving"),
+                "{}",
+                process.output_tail(TAIL_LINES)
+            );
+        }
+        orchestrator.stop().await;
+        feature_store.stop().await;
+        registry.stop().await;
+    }
+
+    #[tokio::test]
+    #[should_panic(expected = "plinth-schema-registry exited while starting")]
+    async fn a_service_that_cannot_start_fails_the_test_with_its_output() {
+        let options = ProcessOptions::default().env("PLINTH_TELEMETRY__LOG_LEVEL", "verbose");
+        let _registry = ServiceProcess::schema_registry(None, options).await;
+    }
 
     #[test]
     fn the_serving_line_gives_the_listeners() {
