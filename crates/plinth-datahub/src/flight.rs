@@ -11,6 +11,11 @@
 //! A put answers with one `PutResult` whose `app_metadata` is JSON: `{"dataset", "rows", "schema_id",
 //! "version", "files": [urls]}`. Written files are named `<dataset>/event_date=../written/<uuidv7>.parquet`
 //! (see `lake::dataset`); `_kafka_partition` is -1 in their rows.
+//!
+//! A batch job's dataset (flat `<dataset>/part-NNNNN.parquet` files, read once its `_SUCCESS` marker
+//! exists) scans like any other, but its files carry no Kafka timestamps: a ticket with `start_time` or
+//! `end_time` over it is refused with INVALID_ARGUMENT, and a put into it with FAILED_PRECONDITION (the
+//! job is its one writer).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,10 +49,12 @@ pub const SCAN_BUFFERED_BATCHES: usize = 4;
 pub struct ScanTicket {
     /// The dataset to scan.
     pub dataset: String,
-    /// Only rows whose `_kafka_timestamp` is at or after this instant (RFC 3339).
+    /// Only rows whose `_kafka_timestamp` is at or after this instant (RFC 3339). Refused for a
+    /// dataset of a batch job's flat files, which have no Kafka timestamps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
-    /// Only rows whose `_kafka_timestamp` is before this instant (RFC 3339).
+    /// Only rows whose `_kafka_timestamp` is before this instant (RFC 3339). Refused like
+    /// `start_time`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_time: Option<String>,
     /// Only these top-level columns, in this order. Empty: every column.

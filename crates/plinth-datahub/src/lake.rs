@@ -347,6 +347,9 @@ impl Lake {
             // Opening it checks the URL and the store options, and creates a file:// directory.
             self.locations.get(&req.url_prefix)?.url
         };
+        list_dataset(&self.locations.get(&url_prefix)?, &dataset)
+            .await?
+            .check_no_batch_job(&dataset, "name another dataset with `--dataset`")?;
         let row = SinkRow {
             dataset: pb_dataset(&dataset),
             topic: topic.clone(),
@@ -763,7 +766,7 @@ impl Lake {
             .with_field("url_prefix", "must be unset or the lake root"));
         }
         let listing = list_dataset(&location, &dataset).await?;
-        listing.check_flight_writable(&dataset)?;
+        listing.check_no_batch_job(&dataset, "write into another dataset")?;
         let footers = self.footers_of(&location, &listing.files).await?;
         let existing = dataset::evolved_schema(&dataset, footers.iter().map(AsRef::as_ref))?;
         write::DatasetWriter::new(

@@ -1,8 +1,8 @@
 //! A batch job's flat dataset (`<dataset>/part-NNNNN.parquet` and `_SUCCESS`, as the feature store's
 //! training sets and the orchestrator's batch-score outputs are written) read through the lake RPCs and
 //! Arrow Flight: listed and described once complete, scanned with column projection, a time range
-//! refused, a Flight write into it refused. No broker and no registry are needed: nothing here reads
-//! Kafka or looks a schema up.
+//! refused, a Flight write or a lake sink into it refused. No broker and no registry are needed:
+//! nothing here reads Kafka or looks a schema up.
 
 #![allow(
     clippy::unwrap_used,
@@ -23,15 +23,16 @@ use parquet::arrow::ArrowWriter;
 use plinth_datahub::config::{KafkaConfig, LakeConfig};
 use plinth_datahub::flight::{ScanTicket, WriteCommand, flight_service};
 use plinth_datahub::lake::{Lake, LakeContext};
-use plinth_datahub::store::Store;
+use plinth_datahub::store::{Store, TopicRow};
 use plinth_proto::datahub::v1 as pb;
-use plinth_proto::ids::DatasetName;
+use plinth_proto::ids::{DatasetName, Subject, TopicName};
 use plinth_schema_registry::client::RegistryClient;
 use plinth_schema_registry::domain::schema::SchemaDraft;
 
 /// A lake directory and a [`Lake`] over it.
 struct Harness {
     dir: tempfile::TempDir,
+    store: Store,
     lake: Arc<Lake>,
 }
 
@@ -57,7 +58,7 @@ impl Harness {
         )
         .unwrap();
         let lake = Lake::new(LakeContext {
-            store,
+            store: store.clone(),
             registry: Arc::new(RegistryClient::new(
                 registry,
                 SchemaDraft::Draft7,
@@ -71,7 +72,7 @@ impl Harness {
             replica_id: "flat-datasets-test".to_owned(),
         })
         .unwrap();
-        Self { dir, lake }
+        Self { dir, store, lake }
     }
 
     fn dataset_dir(&self, dataset: &str) -> std::path::PathBuf {
@@ -340,7 +341,7 @@ async fn flight_scans_a_flat_dataset_with_projection_and_refuses_a_time_range() 
 }
 
 #[tokio::test]
-async fn a_flight_write_into_a_flat_dataset_is_refused() {
+async fn a_second_writer_into_a_flat_dataset_is_refused() {
     let harness = Harness::start().await;
     write_driver_scores(&harness);
     let mut client = flight_client(Arc::clone(&harness.lake)).await;
@@ -374,4 +375,38 @@ async fn a_flight_write_into_a_flat_dataset_is_refused() {
         .filter(|name| !name.starts_with(['_', '.']))
         .collect();
     assert_eq!(names.len(), 2, "nothing written: {names:?}");
+
+    // A lake sink into it would mix Kafka files into the job's dataset.
+    harness
+        .store
+        .insert_topic(&TopicRow {
+            name: TopicName::new("scores"),
+            value_subject: Subject::new("scores-value"),
+            value_version: None,
+            key_subject: None,
+            key_version: None,
+            partition_count: 1,
+            replication_factor: 1,
+            retention_ms: None,
+            create_time_ms: 0,
+        })
+        .await
+        .unwrap();
+    let refused = harness
+        .lake
+        .create_sink(pb::CreateLakeSinkRequest {
+            topic: Some(TopicName::new("scores")),
+            dataset: Some(DatasetName::new("driver_scores")),
+            ..pb::CreateLakeSinkRequest::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.reason, "DATASET_WRITTEN_BY_BATCH_JOB");
+    assert!(refused.message.contains("--dataset"), "{}", refused.message);
+    let sinks = harness
+        .lake
+        .list_sinks(pb::ListLakeSinksRequest::default())
+        .await
+        .unwrap();
+    assert!(sinks.is_empty(), "{sinks:?}");
 }

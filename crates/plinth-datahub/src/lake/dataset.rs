@@ -206,15 +206,20 @@ impl DatasetListing {
         ApiError::not_found(reason, message).with_metadata("dataset", dataset.as_str())
     }
 
-    /// Refuses a Flight write into a batch job's dataset: a dataset has one writer, and the job owns it.
-    pub(crate) fn check_flight_writable(&self, dataset: &DatasetName) -> Result<(), ApiError> {
+    /// Refuses a second writer (a Flight write, a lake sink) into a batch job's dataset: a dataset has
+    /// one writer, and the job owns it. `instead` says what to do.
+    pub(crate) fn check_no_batch_job(
+        &self,
+        dataset: &DatasetName,
+        instead: &str,
+    ) -> Result<(), ApiError> {
         if self.unfinished_flat_files == 0 && !self.files.iter().any(DatasetFile::is_flat) {
             return Ok(());
         }
         Err(ApiError::failed_precondition(
             "DATASET_WRITTEN_BY_BATCH_JOB",
             format!(
-                "dataset `{dataset}` holds flat Parquet files (`{dataset}/part-*.parquet` and `{SUCCESS_MARKER}`) written by a batch job (a training set or batch scoring): a dataset has one writer; write into another dataset"
+                "dataset `{dataset}` holds flat Parquet files (`{dataset}/part-*.parquet` and `{SUCCESS_MARKER}`) written by a batch job (a training set or batch scoring): a dataset has one writer; {instead}"
             ),
         )
         .with_metadata("dataset", dataset.as_str()))

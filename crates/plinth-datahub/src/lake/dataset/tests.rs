@@ -207,10 +207,17 @@ async fn flat_files_are_listed_only_once_the_success_marker_exists() {
             .iter()
             .all(|file| file.is_flat() && file.event_date().is_none() && file.kafka().is_none())
     );
-    let refused = listing.check_flight_writable(&scored).unwrap_err();
+    let refused = listing
+        .check_no_batch_job(&scored, "write into another dataset")
+        .unwrap_err();
     assert_eq!(refused.code, ErrorCode::FailedPrecondition);
     assert_eq!(refused.reason, "DATASET_WRITTEN_BY_BATCH_JOB");
-    assert!(unfinished.check_flight_writable(&scored).is_err());
+    assert!(
+        refused
+            .message
+            .ends_with("one writer; write into another dataset")
+    );
+    assert!(unfinished.check_no_batch_job(&scored, "").is_err());
 
     let absent = list_dataset(&location, &dataset("absent")).await.unwrap();
     assert!(absent.files.is_empty());
@@ -218,7 +225,7 @@ async fn flat_files_are_listed_only_once_the_success_marker_exists() {
         absent.nothing_to_read(&dataset("absent")).reason,
         "DATASET_NOT_FOUND"
     );
-    assert!(absent.check_flight_writable(&dataset("absent")).is_ok());
+    assert!(absent.check_no_batch_job(&dataset("absent"), "").is_ok());
 }
 
 #[tokio::test]
