@@ -190,7 +190,7 @@ impl DatasetListing {
     pub(crate) fn nothing_to_read(&self, dataset: &DatasetName) -> ApiError {
         let message = if self.unfinished_flat_files > 0 {
             format!(
-                "dataset `{dataset}` is not complete: it holds {} Parquet files but no `{SUCCESS_MARKER}` marker, so the batch job writing it (a training set or batch scoring) has not finished or failed; it is read once the job puts `{SUCCESS_MARKER}` last: wait for the job, or delete the leftover files and run it again",
+                "dataset `{dataset}` is not complete: it holds {} Parquet files but no `{SUCCESS_MARKER}` marker, so the batch job writing it (a training set or batch scoring) is still running or has failed; it is read once the job puts `{SUCCESS_MARKER}` last: wait for the job, or delete the leftover files and run it again",
                 self.unfinished_flat_files
             )
         } else {
