@@ -237,6 +237,11 @@ impl<'a> Journey<'a> {
             "features training-set --feature-service {service} --entities-dataset {labels} --output-dataset {training_set}"
         ))
         .await?;
+        let view = self.project.feature_view();
+        self.cli(&format!(
+            "lake scan {training_set} --columns customer_id,event_timestamp,churned,{view}__orders_7d,{view}__days_since_last_order --limit 3"
+        ))
+        .await?;
 
         self.header("run the training pipeline: training set -> train (scikit-learn) -> store -> materialize -> deploy");
         let version = format!("v{stamp}");
