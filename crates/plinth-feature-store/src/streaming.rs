@@ -13,9 +13,10 @@
 //! stops it. A data hub (or an online store) that fails ends the consumer's stream; it reconnects with
 //! a growing backoff and resumes from the committed offsets. Nothing here takes the service down.
 //!
-//! Each batch is one [`MATERIALIZE_SPAN`] span, parented by the `traceparent` header its producer left on
-//! the first record (see `plinth_runtime::telemetry::RecordTraces`), so a trace follows a record from
-//! Produce to the online store; the Commit call inside it carries the same trace.
+//! When the process exports traces, each batch is one [`MATERIALIZE_SPAN`] span, parented by the
+//! `traceparent` header its producer left on the first record (see
+//! `plinth_runtime::telemetry::RecordTraces`), so a trace follows a record from Produce to the online
+//! store; the Commit call inside it carries the same trace.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -41,8 +42,9 @@ pub const STREAM_RECORDS: &str = "plinth_feature_store_stream_records_total";
 /// not a JSON object) and were left out, labelled `source`.
 pub const STREAM_RECORDS_SKIPPED: &str = "plinth_feature_store_stream_records_skipped_total";
 
-/// The span of one consumed batch: its online writes and its commit. Its parent is the trace context of
-/// the batch's first record that carries one (the producer's span), with links to the other records'.
+/// The span of one consumed batch (when traces are exported): its online writes and its commit. Its
+/// parent is the trace context of the batch's first record that carries one (the producer's span),
+/// with links to the other records'.
 pub const MATERIALIZE_SPAN: &str = "materialize.stream_batch";
 
 /// The consumer-group prefix; the group of a source is `plinth-feature-store.<source>`.
@@ -262,18 +264,24 @@ async fn handle_batch(
             );
         }
     }
-    let span = tracing::info_span!(
-        MATERIALIZE_SPAN,
-        source = %source_name,
-        topic = records
-            .first()
-            .and_then(|record| record.topic.as_ref())
-            .map_or("", TopicName::as_str),
-        records = records.len(),
-        skipped = tracing::field::Empty,
-        trace_links = traces.links().len(),
-    );
-    traces.apply_to(&span);
+    // No span at all unless traces are exported: logs stay as they are and nothing is paid.
+    let span = if traces.is_collecting() {
+        let span = tracing::info_span!(
+            MATERIALIZE_SPAN,
+            source = %source_name,
+            topic = records
+                .first()
+                .and_then(|record| record.topic.as_ref())
+                .map_or("", TopicName::as_str),
+            records = records.len(),
+            skipped = tracing::field::Empty,
+            trace_links = traces.links().len(),
+        );
+        traces.apply_to(&span);
+        span
+    } else {
+        tracing::Span::none()
+    };
     write_batch(store, client, source_name, group, records)
         .instrument(span)
         .await

@@ -20,7 +20,7 @@
 //!
 //! Each file written is one [`WRITE_FILE_SPAN`] span, parented by the trace context (`traceparent`
 //! header) of the file's first record that carries one and linked to the other records' contexts, so a
-//! trace follows a record from its producer into the lake; only collected when traces are exported.
+//! trace follows a record from its producer into the lake; only when traces are exported.
 //!
 //! Memory: at most one file's worth of records per partition (`max_file_rows`/`max_file_bytes`), plus
 //! librdkafka's fetch queue.
@@ -555,19 +555,25 @@ impl SinkTask {
             let relative = encoded_file.file.path(&self.dataset);
             let size = u64::try_from(encoded_file.bytes.len()).unwrap_or(u64::MAX);
             let url = self.location.url_of(&relative);
-            let file_traces = traces.batch(encoded_file.range.clone());
-            let span = tracing::info_span!(
-                WRITE_FILE_SPAN,
-                dataset = %self.dataset,
-                topic = %self.topic,
-                partition,
-                first_offset = encoded_file.file.first_offset(),
-                last_offset = encoded_file.file.last_offset(),
-                rows = encoded_file.row_count,
-                bytes = size,
-                trace_links = file_traces.links().len(),
-            );
-            file_traces.apply_to(&span);
+            let span = if traces.is_collecting() {
+                let file_traces = traces.batch(encoded_file.range.clone());
+                let span = tracing::info_span!(
+                    WRITE_FILE_SPAN,
+                    dataset = %self.dataset,
+                    topic = %self.topic,
+                    partition,
+                    first_offset = encoded_file.file.first_offset(),
+                    last_offset = encoded_file.file.last_offset(),
+                    rows = encoded_file.row_count,
+                    bytes = size,
+                    trace_links = file_traces.links().len(),
+                );
+                file_traces.apply_to(&span);
+                span
+            } else {
+                // Traces are not exported: no span, nothing paid.
+                tracing::Span::none()
+            };
             self.location
                 .store
                 .put(
