@@ -1,6 +1,8 @@
-//! Runs every `sh` and `python` block of docs/schema-registry.md, docs/datahub.md,
-//! docs/orchestrator.md and docs/serving.md, in order, each guide against its own fresh `plinth up` (the real binary, every port free-picked, its own local
-//! broker), so the user guides never drift from what the platform does.
+//! Runs every `sh` and `python` block of docs/getting-started.md, docs/schema-registry.md,
+//! docs/datahub.md, docs/orchestrator.md and docs/serving.md, in order, each guide against its own fresh
+//! `plinth up` (the real binary, every port free-picked, its own local broker), so the user guides never
+//! drift from what the platform does. The getting-started guide runs after `plinth up --demo` (what
+//! `make run` runs) finished its journey on the same platform.
 
 #![allow(
     clippy::unwrap_used,
@@ -80,6 +82,11 @@ fn urls(line: &str) -> Vec<String> {
 }
 
 fn start_platform(name: &str) -> Platform {
+    start_platform_with(name, false)
+}
+
+/// Starts `plinth up`, with `--demo` when `demo` is set (then returns once the demo is done).
+fn start_platform_with(name: &str, demo: bool) -> Platform {
     let dir = std::env::temp_dir().join(format!("plinth-docs-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("work")).unwrap();
@@ -113,6 +120,7 @@ fn start_platform(name: &str) -> Platform {
             "--data-dir",
         ])
         .arg(dir.join("state"))
+        .args(demo.then_some("--demo"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -145,6 +153,38 @@ fn start_platform(name: &str) -> Platform {
             Some("model-serving") => serving = Some(urls(&line)),
             _ => {}
         }
+    }
+    if demo {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let mut printed = String::new();
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the demo did not end within 10 minutes:\n{printed}"
+            );
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("plinth up exited during the demo:\n{printed}"))
+                .unwrap();
+            printed.push_str(&line);
+            printed.push('\n');
+            assert!(
+                !line.contains("the demo stopped"),
+                "the demo failed:\n{printed}"
+            );
+            if line.starts_with("Demo done") {
+                break;
+            }
+        }
+        for step in 1..=10 {
+            assert!(
+                printed.contains(&format!("[step {step}/10]")),
+                "step {step} missing:\n{printed}"
+            );
+        }
+        // The journey's last step: predictions by key from the model the pipeline trained.
+        assert!(printed.contains("run succeeded"), "{printed}");
+        assert!(printed.contains("3 of 4 keys predicted"), "{printed}");
     }
     // Keep draining stdout so the platform never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
@@ -227,6 +267,14 @@ fn run_guide(guide: &str, platform: &Platform) -> Vec<BlockRun> {
     let datahub_grpc = platform.datahub_grpc.trim_start_matches("http://");
     let serving_grpc = platform.serving_grpc.trim_start_matches("http://");
     let state = format!("{}/", platform.state.display());
+    let python = python();
+    let venv = python
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
     let replacements = [
         ("localhost:8001", serving_grpc),
         ("127.0.0.1:8001", serving_grpc),
@@ -235,6 +283,8 @@ fn run_guide(guide: &str, platform: &Platform) -> Vec<BlockRun> {
         ("localhost:6566", platform.feature_store_http.as_str()),
         ("127.0.0.1:6566", platform.feature_store_http.as_str()),
         (".plinth/", state.as_str()),
+        ("~/.cache/plinth/tools/venv", venv.as_str()),
+        ("$HOME/.cache/plinth/tools/venv", venv.as_str()),
         ("localhost:8081", platform.http.as_str()),
         ("127.0.0.1:8081", platform.http.as_str()),
         ("localhost:7002", datahub_grpc),
@@ -251,12 +301,13 @@ fn run_guide(guide: &str, platform: &Platform) -> Vec<BlockRun> {
             .fold(body, |body, (from, to)| body.replace(from, to));
         let mut command = match lang.as_str() {
             "sh" => {
-                let mut command = Command::new("bash");
-                command.args(["-euo", "pipefail", "-c", &body]);
+                // A block that waits (`until ...; do sleep 1; done`) must not hang the test.
+                let mut command = Command::new("timeout");
+                command.args(["600", "bash", "-euo", "pipefail", "-c", &body]);
                 command
             }
             "python" => {
-                let mut command = Command::new(python());
+                let mut command = Command::new(&python);
                 command.args(["-c", &body]);
                 command
             }
@@ -503,4 +554,38 @@ fn serving_guide_runs_as_written() {
         predicted.contains("exit code 1: a key has no prediction"),
         "{predicted}"
     );
+}
+
+#[test]
+fn make_run_demo_and_getting_started_run_as_written() {
+    // `make run` is `plinth up --demo`: the test runs the same binary and command.
+    let makefile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Makefile"))
+            .unwrap();
+    assert!(
+        makefile.contains("--bin plinth -- up --demo"),
+        "make run no longer runs `plinth up --demo`; update this test"
+    );
+    let platform = start_platform_with("getting-started", true);
+    let runs = run_guide("getting-started.md", &platform);
+    assert_eq!(runs.len(), 8, "the guide's sh blocks");
+
+    // The project's unit tests ran (the block failed otherwise) from the generated project.
+    printed_by(&runs, "unittest discover");
+    let planned = printed_by(&runs, "plinth features plan");
+    assert!(
+        planned.contains("+ feature_view churn_customer_stats"),
+        "{planned}"
+    );
+    assert!(planned.contains("ok  churn-train: 4 tasks"), "{planned}");
+    assert!(
+        planned.contains("ok  churn-batch-score: 2 tasks"),
+        "{planned}"
+    );
+    let trained = printed_by(&runs, "plinth pipeline run churn-train");
+    assert!(trained.contains("run succeeded"), "{trained}");
+    let predicted = printed_by(&runs, "plinth model predict churn");
+    assert!(predicted.contains("2 of 2 keys predicted"), "{predicted}");
+    let scored = printed_by(&runs, "plinth pipeline run churn-batch-score");
+    assert!(scored.contains("run succeeded"), "{scored}");
 }

@@ -252,7 +252,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
                 outcome.project.dir.display()
             ),
             // The platform stays up so that the failed step can be looked at and run again by hand.
-            Err(err) => eprintln!(
+            Err(err) => println!(
                 "\nthe demo stopped: {err:#}\nThe platform keeps running: press Ctrl-C to stop."
             ),
         }
