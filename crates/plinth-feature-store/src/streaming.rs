@@ -254,7 +254,8 @@ async fn handle_batch(
         return Ok(());
     }
     let mut traces = RecordTraces::new();
-    if traces.is_collecting() {
+    // No span at all unless traces are exported: logs stay as they are and nothing is paid.
+    let span = if traces.is_collecting() {
         for record in &records {
             traces.add_headers(
                 record
@@ -263,9 +264,6 @@ async fn handle_batch(
                     .map(|header| (header.key.as_str(), header.value.as_slice())),
             );
         }
-    }
-    // No span at all unless traces are exported: logs stay as they are and nothing is paid.
-    let span = if traces.is_collecting() {
         let span = tracing::info_span!(
             MATERIALIZE_SPAN,
             source = %source_name,
