@@ -84,11 +84,7 @@ impl RecordTraces {
 
     /// Adds the context one record's headers carry; headers without a valid `traceparent` are ignored.
     pub fn add_headers<'k, 'v>(&mut self, headers: impl IntoIterator<Item = (&'k str, &'v [u8])>) {
-        if !self.collecting || self.is_full() {
-            if self.collecting {
-                self.dropped +=
-                    usize::from(record_context(headers).is_some_and(|cx| !self.has(&cx)));
-            }
+        if !self.collecting {
             return;
         }
         if let Some(span_context) = record_context(headers) {
@@ -145,10 +141,6 @@ impl RecordTraces {
         for link in &self.links {
             span.add_link(link.clone());
         }
-    }
-
-    fn is_full(&self) -> bool {
-        self.parent.is_some() && self.links.len() >= MAX_LINKS
     }
 
     fn has(&self, span_context: &SpanContext) -> bool {
