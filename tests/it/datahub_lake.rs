@@ -26,6 +26,7 @@ use plinth_proto::ids::{DatasetName, Subject, TopicName};
 use plinth_proto::schemaregistry::v1 as registry_pb;
 use plinth_schema_registry::client::RegistryClient;
 use plinth_schema_registry::domain::schema::SchemaDraft;
+use plinth_tests::s3::S3Server;
 use plinth_tests::{RegistryServer, TempDir, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -346,19 +347,6 @@ fn local_store(harness: &Harness) -> (Arc<dyn ObjectStore>, Path) {
     std::fs::create_dir_all(&root).unwrap();
     let store = object_store::local::LocalFileSystem::new_with_prefix(root).unwrap();
     (Arc::new(store), Path::default())
-}
-
-fn s3_store(s3: &S3Server) -> Arc<dyn ObjectStore> {
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name("lake")
-        .with_endpoint(format!("http://127.0.0.1:{}", s3.port))
-        .with_allow_http(true)
-        .with_access_key_id("S3RVER")
-        .with_secret_access_key("S3RVER")
-        .with_region("us-east-1")
-        .build()
-        .unwrap();
-    Arc::new(store)
 }
 
 /// Polls `read_lake` until it holds `expected` rows (or more), at most [`WAIT`].
@@ -697,7 +685,7 @@ async fn lake_sink_writes_to_an_s3_server() {
     let lake = harness.lake(config, "replica-a");
     lake.start().await;
     let dataset = create_sink(&lake, &topic).await;
-    let store = s3_store(&s3);
+    let store = s3.store();
     let prefix = Path::from("plinth");
     let rows = wait_for_rows(store.as_ref(), &prefix, dataset.as_str(), 30).await;
     assert_exactly_once(&rows, &expected);
@@ -1021,79 +1009,5 @@ impl FlightServer {
             other => tonic::Status::unknown(other.to_string()),
         })?;
         Ok(serde_json::from_slice(&results[0].app_metadata).unwrap())
-    }
-}
-
-/// The s3rver test server on a free port with a `lake` bucket, killed on drop.
-struct S3Server {
-    port: u16,
-    _child: tokio::process::Child,
-}
-
-impl S3Server {
-    async fn start(dir: &TempDir) -> Self {
-        let home = std::env::var_os("HOME")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_default();
-        let binary = home.join(".cache/plinth/tools/bin/s3rver");
-        assert!(
-            binary.exists(),
-            "{} is missing: run `bash deploy/scripts/tools.sh s3`",
-            binary.display()
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let data = dir.0.join("s3");
-        std::fs::create_dir_all(&data).unwrap();
-        let child = tokio::process::Command::new(binary)
-            .args([
-                "-d",
-                &data.display().to_string(),
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "--configure-bucket",
-                "lake",
-                "--silent",
-            ])
-            .kill_on_drop(true)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self {
-            port,
-            _child: child,
-        };
-        // Ready when the bucket answers a listing.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let store = s3_store(&server);
-            if store.list_with_delimiter(None).await.is_ok() {
-                return server;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "s3rver did not answer on port {port}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    fn options(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (
-                "aws_endpoint".to_owned(),
-                format!("http://127.0.0.1:{}", self.port),
-            ),
-            ("aws_allow_http".to_owned(), "true".to_owned()),
-            ("aws_access_key_id".to_owned(), "S3RVER".to_owned()),
-            ("aws_secret_access_key".to_owned(), "S3RVER".to_owned()),
-            ("aws_region".to_owned(), "us-east-1".to_owned()),
-        ])
     }
 }

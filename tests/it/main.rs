@@ -11,6 +11,7 @@ mod datahub_lake;
 mod feature_store;
 mod feature_store_streaming;
 mod feature_store_tls;
+mod journey;
 mod orchestrator;
 mod schema_registry;
 mod serving_oip;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use tokio::sync::oneshot;
 
 pub mod process;
+pub mod s3;
 
 /// A name unique to one test run (UUIDv7), so tests can share servers and databases in parallel.
 pub fn unique_name(prefix: &str) -> String {

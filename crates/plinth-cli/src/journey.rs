@@ -248,13 +248,17 @@ impl<'a> Journey<'a> {
         self.cli("pipeline validate pipeline.yaml").await?;
         self.cli("pipeline apply pipeline.yaml").await?;
         let train = self.project.train_pipeline();
-        self.cli(&format!(
-            "pipeline run {train} --param model_version={version} --param project_dir={} --param python={} --wait",
-            dir.display(),
-            self.options.python.display()
-        ))
-        .await
-        .context("the training pipeline did not succeed: read its task logs with `plinth pipeline logs RUN_ID TASK`")?;
+        let trained = self
+            .cli(&format!(
+                "pipeline run {train} --param model_version={version} --param project_dir={} --param python={} --wait",
+                dir.display(),
+                self.options.python.display()
+            ))
+            .await;
+        if let Err(err) = trained {
+            self.print_failed_task_logs(&train).await;
+            return Err(err.context("the training pipeline did not succeed"));
+        }
 
         self.header("the features are online and the model is deployed");
         self.cli(&format!(
@@ -362,6 +366,46 @@ impl<'a> Journey<'a> {
             );
         }
         Ok(())
+    }
+
+    /// Prints the logs of the failed tasks of `pipeline`'s latest run (best effort: this runs on a
+    /// failure path already).
+    async fn print_failed_task_logs(&self, pipeline: &str) {
+        use plinth_proto::orchestrator::v1 as orchestrator;
+        let Ok(channel) = self.connect(&self.endpoints.orchestrator).await else {
+            return;
+        };
+        let mut client =
+            orchestrator::orchestrator_service_client::OrchestratorServiceClient::new(channel);
+        let runs = client
+            .list_runs(orchestrator::ListRunsRequest {
+                pipeline: pipeline.to_owned(),
+                states: vec![],
+                limit: 1,
+            })
+            .await;
+        let Some(run) = runs
+            .ok()
+            .and_then(|runs| runs.into_inner().runs.into_iter().next())
+        else {
+            return;
+        };
+        let Ok(run) = client
+            .get_run(orchestrator::GetRunRequest {
+                run_id: run.id.clone(),
+            })
+            .await
+        else {
+            return;
+        };
+        let run = run.into_inner().run.unwrap_or_default();
+        for task in &run.tasks {
+            if task.state() == orchestrator::TaskState::Failed {
+                let _ = self
+                    .cli(&format!("pipeline logs {} {}", run.id, task.name))
+                    .await;
+            }
+        }
     }
 
     async fn connect(&self, url: &url::Url) -> anyhow::Result<AuthChannel> {

@@ -617,7 +617,13 @@ impl Engine {
                         true,
                     );
                 }
-                let mut env = BTreeMap::new();
+                // A local process reads the training set with the lake's own credentials; on Kubernetes
+                // the pod's service account or the task's `secrets` give them (never plain Job env).
+                let mut env = if self.parts.executor.name() == "local" {
+                    self.parts.platform.lake_client_env()
+                } else {
+                    BTreeMap::new()
+                };
                 env.insert(
                     "PLINTH_MODEL_DIR".to_owned(),
                     model_dir.display().to_string(),

@@ -114,6 +114,13 @@ impl Platform {
         self
     }
 
+    /// The lake's object-store credentials and endpoint as the standard environment variables of other
+    /// clients (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, ...), so that a training command run by the local
+    /// executor reads `PLINTH_TRAINING_SET` from the same store.
+    pub fn lake_client_env(&self) -> std::collections::BTreeMap<String, String> {
+        self.lake.locations.client_env()
+    }
+
     /// The URL of a lake dataset (`<lake root>/<dataset>`), as a training command receives it in
     /// `PLINTH_TRAINING_SET`.
     pub fn dataset_url(&self, dataset: &str) -> Result<String, TaskError> {

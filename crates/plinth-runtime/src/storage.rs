@@ -108,6 +108,43 @@ impl Locations {
         }
     }
 
+    /// The object-store options the stores are built with.
+    pub fn options(&self) -> &BTreeMap<String, String> {
+        &self.options
+    }
+
+    /// The object-store options as the environment variables that other clients of the same store
+    /// read (pyarrow, boto3, pandas, the AWS and Google SDKs): `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION` and `AWS_DEFAULT_REGION`,
+    /// `GOOGLE_APPLICATION_CREDENTIALS`. Options without such a variable are left out.
+    pub fn client_env(&self) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        for (key, value) in &self.options {
+            let names: &[&str] = match key.to_ascii_lowercase().as_str() {
+                "aws_endpoint" | "aws_endpoint_url" | "endpoint" | "endpoint_url" => {
+                    &["AWS_ENDPOINT_URL"]
+                }
+                "aws_access_key_id" | "access_key_id" => &["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key" | "secret_access_key" => &["AWS_SECRET_ACCESS_KEY"],
+                "aws_session_token" | "aws_token" | "session_token" | "token" => {
+                    &["AWS_SESSION_TOKEN"]
+                }
+                "aws_region" | "aws_default_region" | "region" => {
+                    &["AWS_REGION", "AWS_DEFAULT_REGION"]
+                }
+                "google_service_account"
+                | "google_service_account_path"
+                | "service_account"
+                | "google_application_credentials" => &["GOOGLE_APPLICATION_CREDENTIALS"],
+                _ => &[],
+            };
+            for name in names {
+                env.insert((*name).to_owned(), value.clone());
+            }
+        }
+        env
+    }
+
     /// The location of `url_prefix` (normalized with [`normalize_url`]). A `file://` prefix is created.
     pub fn get(&self, url_prefix: &str) -> Result<Location, ApiError> {
         let normalized = normalize_url(url_prefix)?;
@@ -144,5 +181,32 @@ impl Locations {
             prefix,
             url: normalized,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_store_options_become_the_sdk_environment() {
+        let locations = Locations::new(BTreeMap::from([
+            (
+                "aws_endpoint".to_owned(),
+                "http://127.0.0.1:4569".to_owned(),
+            ),
+            ("AWS_ACCESS_KEY_ID".to_owned(), "key".to_owned()),
+            ("aws_secret_access_key".to_owned(), "secret".to_owned()),
+            ("aws_region".to_owned(), "eu-west-1".to_owned()),
+            ("aws_allow_http".to_owned(), "true".to_owned()),
+        ]));
+        let env = locations.client_env();
+        assert_eq!(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:4569");
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], "key");
+        assert_eq!(env["AWS_SECRET_ACCESS_KEY"], "secret");
+        assert_eq!(env["AWS_REGION"], "eu-west-1");
+        assert_eq!(env["AWS_DEFAULT_REGION"], "eu-west-1");
+        assert_eq!(env.len(), 5, "{env:?}");
+        assert!(Locations::new(BTreeMap::new()).client_env().is_empty());
     }
 }

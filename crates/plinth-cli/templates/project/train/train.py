@@ -21,11 +21,28 @@ ENTITY = "customer_id"
 FEATURE_SERVICE = "@name@_v1"
 
 
+def open_dataset(url):
+    """The Parquet dataset at `url`: a local path, file://, or s3:// (the endpoint and credentials from
+    AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ..., which the orchestrator's local executor sets from the lake's
+    options; on Kubernetes, the pod's credentials)."""
+    import pyarrow.dataset as ds
+    import pyarrow.fs as fs
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if url.startswith("s3://") and endpoint:
+        scheme, _, host = endpoint.partition("://")
+        filesystem = fs.S3FileSystem(
+            endpoint_override=host,
+            scheme=scheme,
+            region=os.environ.get("AWS_REGION", "us-east-1"),
+        )
+        return ds.dataset(url[len("s3://"):], format="parquet", filesystem=filesystem)
+    return ds.dataset(url, format="parquet")
+
+
 def load(url):
     """The feature matrix (float32, NaN where the training set has no value) and the labels."""
-    import pyarrow.dataset as ds
-
-    table = ds.dataset(url, format="parquet").to_table(
+    table = open_dataset(url).to_table(
         columns=[f"{VIEW}__{name}" for name in FEATURES] + [LABEL]
     )
     columns = [
