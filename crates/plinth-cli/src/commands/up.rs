@@ -3,6 +3,7 @@
 //! Kafka-protocol broker (tansu, a child process), the data hub gateway, the feature store, model serving
 //! and the orchestrator (local-process executor).
 
+use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -171,21 +172,28 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
     let orchestrator_grpc = orchestrator.grpc_addr();
     let orchestrator_http = orchestrator.http_addr();
 
-    println!("Plinth is up (state in {}):", data_dir.display());
-    println!(
+    // Printed at start, and again after the demo.
+    let mut listening = String::new();
+    let _ = writeln!(listening, "Plinth is up (state in {}):", data_dir.display());
+    let _ = writeln!(
+        listening,
         "  schema-registry  gRPC http://{registry_grpc}   REST http://{registry_http}  (Confluent API; /metrics)"
     );
-    println!(
+    let _ = writeln!(
+        listening,
         "  datahub          gRPC http://{datahub_grpc}   HTTP http://{datahub_http}  (Arrow Flight on gRPC; /metrics)"
     );
-    println!(
+    let _ = writeln!(
+        listening,
         "  feature-store    gRPC http://{feature_store_grpc}   HTTP http://{feature_store_http}  (Feast /get-online-features; embedded online store)"
     );
-    println!(
+    let _ = writeln!(
+        listening,
         "  model-serving    gRPC http://{serving_grpc}   HTTP http://{serving_http}  (Open Inference Protocol V2 + PredictByKey; models in {})",
         serving_config.models.root
     );
-    println!(
+    let _ = writeln!(
+        listening,
         "  orchestrator     gRPC http://{orchestrator_grpc}   HTTP http://{orchestrator_http}  (pipelines; local-process executor; logs in {})",
         orchestrator_config.logs.root
     );
@@ -197,12 +205,19 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
             } else {
                 "in memory: topics and records are lost when Plinth stops"
             };
-            println!(
+            let _ = writeln!(
+                listening,
                 "  kafka            {bootstrap_servers}  (local tansu broker; {storage}: {note})"
             );
         }
-        None => println!("  kafka            {bootstrap_servers}  (external cluster)"),
+        None => {
+            let _ = writeln!(
+                listening,
+                "  kafka            {bootstrap_servers}  (external cluster)"
+            );
+        }
     }
+    print!("{listening}");
     if !args.demo {
         println!();
         println!("Next: register a schema, bind a topic to it, produce and read");
@@ -246,7 +261,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         };
         match crate::journey::run(&endpoints, &crate::journey::Options::demo(&data_dir)).await {
             Ok(outcome) => println!(
-                "\nDemo done: model {} version {} serves predictions by customer_id; its project is in {}.\nEvery step above is a `plinth` command you can run again in another terminal. The platform keeps running: press Ctrl-C to stop.",
+                "\nDemo done: model {} version {} serves predictions by customer_id; its project is in {}.\nEvery step above is a `plinth` command you can run again in another terminal.\n\n{listening}Press Ctrl-C to stop.",
                 outcome.project.name,
                 outcome.model_version,
                 outcome.project.dir.display()
