@@ -6,7 +6,6 @@
 //! the prediction log on Kafka through the data hub, with its registered schema.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use plinth_proto::datahub::v1 as hub;
@@ -15,8 +14,8 @@ use plinth_proto::ids::{Subject, TopicName};
 use plinth_proto::serving::v1 as pb;
 use plinth_proto::serving::v1::serving_service_client::ServingServiceClient;
 use plinth_tests::{
-    DataHubServer, FeatureStoreServer, RegistryServer, ServingServer, TcpOutage, python,
-    serving_models, start_broker,
+    DataHubServer, FeatureStoreServer, RegistryServer, ServingServer, TcpOutage, serving_models,
+    start_broker,
 };
 use tokio_stream::StreamExt as _;
 
@@ -52,41 +51,6 @@ feature_services:
   - name: driver_model_v1
     features: [driver_hourly]
 "#;
-
-/// `libonnxruntime.so`: `ORT_DYLIB_PATH`, else the one of the venv's `onnxruntime` wheel.
-fn onnx_library() -> PathBuf {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
-        return PathBuf::from(path);
-    }
-    let venv = python()
-        .parent()
-        .and_then(Path::parent)
-        .expect("the venv holds bin/python")
-        .to_path_buf();
-    let lib = venv.join("lib");
-    for entry in std::fs::read_dir(&lib)
-        .expect("the venv has lib/")
-        .flatten()
-    {
-        let Ok(files) = std::fs::read_dir(entry.path().join("site-packages/onnxruntime/capi"))
-        else {
-            continue;
-        };
-        for file in files.flatten() {
-            if file
-                .file_name()
-                .to_string_lossy()
-                .starts_with("libonnxruntime.so")
-            {
-                return file.path();
-            }
-        }
-    }
-    panic!(
-        "no libonnxruntime.so under {}: install onnxruntime in the venv or set ORT_DYLIB_PATH",
-        lib.display()
-    );
-}
 
 fn value(val: Option<fs::value::Val>) -> fs::Value {
     fs::Value { val }
@@ -169,7 +133,7 @@ async fn serving(
     let url = feature_store_url.parse().unwrap();
     let server = ServingServer::start_with(|config| {
         config.models.load = vec!["driver".to_owned(), "iris:v1".to_owned()];
-        config.onnx.library = Some(onnx_library());
+        config.onnx.library = Some(plinth_tests::process::onnx_library());
         config.feature_store.url = url;
         config.limits.max_batch_rows = 16;
         configure(config);

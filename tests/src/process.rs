@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{TempDir, python};
+use crate::TempDir;
 
 /// How long a service may take to log its addresses and become ready, unless the caller says.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -572,37 +572,14 @@ pub fn binary_path(name: &str) -> PathBuf {
     path
 }
 
-/// `libonnxruntime.so`: `ORT_DYLIB_PATH`, else the one of the tools venv's `onnxruntime` wheel. Panics
-/// with the fix when there is none.
+/// `libonnxruntime.so`: `ORT_DYLIB_PATH`, else the one of the tools venv's `onnxruntime` wheel (model
+/// serving's own lookup). Panics with the fix when there is none.
 pub fn onnx_library() -> PathBuf {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
-        return PathBuf::from(path);
-    }
-    let venv = python()
-        .parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
-    let lib = venv.join("lib");
-    for entry in std::fs::read_dir(&lib).into_iter().flatten().flatten() {
-        let Ok(files) = std::fs::read_dir(entry.path().join("site-packages/onnxruntime/capi"))
-        else {
-            continue;
-        };
-        for file in files.flatten() {
-            if file
-                .file_name()
-                .to_string_lossy()
-                .starts_with("libonnxruntime.so")
-            {
-                return file.path();
-            }
-        }
-    }
-    panic!(
-        "no libonnxruntime.so under {}: run `bash deploy/scripts/tools.sh venv` or set ORT_DYLIB_PATH",
-        lib.display()
-    );
+    plinth_serving::engine::find_library().unwrap_or_else(|| {
+        panic!(
+            "no libonnxruntime.so in the tools venv: run `bash deploy/scripts/tools.sh venv` or set ORT_DYLIB_PATH"
+        )
+    })
 }
 
 /// A SQLite URL of `file` in `dir`, created on first use.
