@@ -73,7 +73,7 @@ pub struct InitArgs {
     /// The project's name: lower-case letters, digits and `_`, starting with a letter. It names the
     /// model, its topics and datasets (`<name>_events`), feature view and service, and pipelines.
     pub name: String,
-    /// The directory to create (default: ./<name>); it must not exist or be empty.
+    /// The directory to create (default: ./NAME); it must not exist or be empty.
     #[arg(long)]
     pub dir: Option<PathBuf>,
     /// The owner written into the feature definitions and pipelines.
