@@ -719,7 +719,7 @@ impl ServingServer {
 }
 
 /// The status code of `GET path` on `addr` over plain HTTP/1.1, `None` when it does not answer.
-fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+pub(crate) fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     use std::io::{Read as _, Write as _};
     let mut stream =
         std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).ok()?;

@@ -401,7 +401,7 @@ impl ServiceProcess {
         }
         loop {
             let http = process.http;
-            let status = tokio::task::spawn_blocking(move || http_status(http, "/readyz"))
+            let status = tokio::task::spawn_blocking(move || crate::http_status(http, "/readyz"))
                 .await
                 .ok()
                 .flatten();
@@ -618,21 +618,6 @@ fn serving_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
         }
     }
     Some((grpc?, http?))
-}
-
-/// The status code of `GET path` on `addr` over plain HTTP/1.1, `None` when it does not answer.
-fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    use std::io::Read as _;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 #[cfg(test)]
