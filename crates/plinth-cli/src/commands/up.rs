@@ -64,9 +64,10 @@ pub struct UpArgs {
     /// Model serving HTTP port (the protocol's REST form /v2, /metrics).
     #[arg(long, default_value_t = plinth_serving::config::DEFAULT_HTTP_PORT)]
     pub serving_http_port: u16,
-    /// Log level (tracing filter directive).
-    #[arg(long, default_value = "info", env = "PLINTH_LOG")]
-    pub log_level: String,
+    /// Log level (tracing filter directive); default `info`, or `warn` with `--demo` so that the demo's
+    /// steps stay readable.
+    #[arg(long, env = "PLINTH_LOG")]
+    pub log_level: Option<String>,
     /// After start, run the platform journey and print each step as the `plinth` command it is: a model
     /// project from `plinth init`, events produced and landed in the lake, features applied, a
     /// training set built, a model trained by a pipeline and deployed, predictions by key (needs the
@@ -93,7 +94,10 @@ pub async fn run(args: UpArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let telemetry = TelemetryConfig {
-        log_level: args.log_level.clone(),
+        log_level: args
+            .log_level
+            .clone()
+            .unwrap_or_else(|| if args.demo { "warn" } else { "info" }.to_owned()),
         log_format: LogFormat::Text,
         ..TelemetryConfig::default()
     };
