@@ -228,17 +228,9 @@ fn count_consumed(batch: &[pb::ConsumedRecord]) {
 /// A [`DELIVER_SPAN`] span for a batch about to be sent, parented by its first traced record's producer
 /// span and linked to the others; a disabled span (no cost) unless the process exports traces.
 fn delivery_span(batch: &[pb::ConsumedRecord]) -> tracing::Span {
-    let mut traces = RecordTraces::new();
+    let traces = RecordTraces::of_consumed(batch);
     if !traces.is_collecting() {
         return tracing::Span::none();
-    }
-    for record in batch {
-        traces.add_headers(
-            record
-                .headers
-                .iter()
-                .map(|header| (header.key.as_str(), header.value.as_slice())),
-        );
     }
     let span = tracing::info_span!(
         DELIVER_SPAN,

@@ -253,17 +253,9 @@ async fn handle_batch(
     if records.is_empty() {
         return Ok(());
     }
-    let mut traces = RecordTraces::new();
+    let traces = RecordTraces::of_consumed(&records);
     // No span at all unless traces are exported: logs stay as they are and nothing is paid.
     let span = if traces.is_collecting() {
-        for record in &records {
-            traces.add_headers(
-                record
-                    .headers
-                    .iter()
-                    .map(|header| (header.key.as_str(), header.value.as_slice())),
-            );
-        }
         let span = tracing::info_span!(
             MATERIALIZE_SPAN,
             source = %source_name,

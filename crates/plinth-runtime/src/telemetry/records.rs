@@ -82,6 +82,23 @@ impl RecordTraces {
         self.collecting
     }
 
+    /// The contexts of a batch of records delivered by the data hub's Subscribe (collecting only when
+    /// this process exports traces).
+    pub fn of_consumed(records: &[plinth_proto::datahub::v1::ConsumedRecord]) -> Self {
+        let mut traces = Self::new();
+        if traces.collecting {
+            for record in records {
+                traces.add_headers(
+                    record
+                        .headers
+                        .iter()
+                        .map(|header| (header.key.as_str(), header.value.as_slice())),
+                );
+            }
+        }
+        traces
+    }
+
     /// Adds the context one record's headers carry; headers without a valid `traceparent` are ignored.
     pub fn add_headers<'k, 'v>(&mut self, headers: impl IntoIterator<Item = (&'k str, &'v [u8])>) {
         if !self.collecting {
