@@ -267,8 +267,9 @@ pub mod sample {
         pub fn events(&self) -> Vec<Value> {
             let mut rng = SplitMix(0xE7E7);
             let mut events = Vec::new();
+            let customers = self.engagement();
             for days in SNAPSHOT_DAYS {
-                for (index, engagement) in self.engagement().into_iter().enumerate() {
+                for (index, &engagement) in customers.iter().enumerate() {
                     let engaged = (engagement + (rng.unit() - 0.5) * 0.1).clamp(0.0, 1.0);
                     let hour = (rng.next() % 12) as i64;
                     let at = self.now - Duration::days(days) + Duration::hours(hour);
@@ -289,8 +290,9 @@ pub mod sample {
         pub fn labels(&self) -> Vec<Value> {
             let mut rng = SplitMix(0x1ABE1);
             let mut labels = Vec::new();
+            let customers = self.engagement();
             for days in LABEL_DAYS {
-                for (index, engagement) in self.engagement().into_iter().enumerate() {
+                for (index, &engagement) in customers.iter().enumerate() {
                     let churned = engagement + (rng.unit() - 0.5) * 0.2 < 0.35;
                     labels.push(json!({
                         "customer_id": index + 1,
