@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::schema::{InvalidSchema, SchemaDraft};
 
+mod email;
 mod fast;
 #[cfg(test)]
 mod tests;
@@ -68,6 +69,7 @@ impl CompiledValidator {
         let validator = jsonschema::options()
             .with_draft(draft.to_jsonschema())
             .should_validate_formats(true)
+            .with_format("email", email::is_email)
             .with_retriever(retriever.clone())
             .build(schema)
             .map_err(|err| InvalidSchema::new(err.instance_path().to_string(), err.to_string()))?;
@@ -75,6 +77,7 @@ impl CompiledValidator {
         let text_validator = jsonschema::options_for::<fast::TextJson>()
             .with_draft(draft.to_jsonschema())
             .should_validate_formats(true)
+            .with_format("email", email::is_email)
             .with_retriever(retriever)
             .build(schema)
             .inspect_err(|err| {
