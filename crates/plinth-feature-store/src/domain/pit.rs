@@ -188,14 +188,52 @@ pub fn winners(
     let filter_created =
         options.filter_by_created_timestamp && features.created_timestamps.is_some();
     let timestamps = &entity.timestamps;
-    let found = (0..timestamps.len()).map(|row_idx| {
+    let mut found: Vec<Option<u64>> = vec![None; timestamps.len()];
+    fill_parallel(&mut found, |row_idx| {
         let group = groups.entity_group(row_idx);
         if group == NO_GROUP || timestamps.is_null(row_idx) {
             return None;
         }
         sorted.winner(group, timestamps.value(row_idx), ttl, filter_created)
     });
-    Ok(found.collect())
+    Ok(found.into_iter().collect())
+}
+
+/// Rows below which a loop stays on the calling thread: starting a thread costs more than it saves.
+const PARALLEL_MIN_ROWS: usize = 1 << 15;
+
+/// Sets `out[i] = value(i)` for every index, in one contiguous chunk per core (the calling thread takes
+/// the last one) when `out` is big enough to be worth it.
+fn fill_parallel<T, F>(out: &mut [T], value: F)
+where
+    T: Send,
+    F: Fn(usize) -> T + Sync,
+{
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(out.len() / PARALLEL_MIN_ROWS)
+        .max(1);
+    let fill = |base: usize, slice: &mut [T]| {
+        for (offset, slot) in slice.iter_mut().enumerate() {
+            *slot = value(base + offset);
+        }
+    };
+    if threads == 1 {
+        fill(0, out);
+        return;
+    }
+    let chunk = out.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut chunks = out.chunks_mut(chunk).enumerate();
+        let last = chunks.next_back();
+        for (index, slice) in chunks {
+            let fill = &fill;
+            scope.spawn(move || fill(index * chunk, slice));
+        }
+        if let Some((index, slice)) = last {
+            fill(index * chunk, slice);
+        }
+    });
 }
 
 /// The group of a row whose key matches no entity row, or is null.
@@ -254,17 +292,16 @@ impl KeyGroups {
                     .or_insert(next),
             );
         }
-        let feature = (0..n_features)
-            .map(|row_idx| {
-                if !feature_valid[row_idx] {
-                    return NO_GROUP;
-                }
-                numbers
-                    .get(feature_rows.row(row_idx).data())
-                    .copied()
-                    .unwrap_or(NO_GROUP)
-            })
-            .collect();
+        let mut feature = vec![NO_GROUP; n_features];
+        fill_parallel(&mut feature, |row_idx| {
+            if !feature_valid[row_idx] {
+                return NO_GROUP;
+            }
+            numbers
+                .get(feature_rows.row(row_idx).data())
+                .copied()
+                .unwrap_or(NO_GROUP)
+        });
         Ok(Self {
             entity,
             feature,
@@ -285,11 +322,11 @@ impl KeyGroups {
             let next = group_number(numbers.len())?;
             entity.push(*numbers.entry(key).or_insert(next));
         }
-        let mut feature: Vec<u32> = feature_keys
-            .values()
-            .iter()
-            .map(|key| numbers.get(key).copied().unwrap_or(NO_GROUP))
-            .collect();
+        let values = feature_keys.values();
+        let mut feature = vec![NO_GROUP; values.len()];
+        fill_parallel(&mut feature, |row_idx| {
+            numbers.get(&values[row_idx]).copied().unwrap_or(NO_GROUP)
+        });
         if let Some(nulls) = feature_keys.nulls() {
             for row_idx in nulls
                 .iter()

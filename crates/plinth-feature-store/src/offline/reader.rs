@@ -21,7 +21,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
-use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use plinth_runtime::storage::Location;
 use tokio::sync::mpsc;
@@ -32,6 +32,7 @@ use crate::domain::pit::columns::value_type_of;
 use crate::domain::value::ValueType;
 use crate::offline::{OfflineContext, OfflineError};
 
+mod decode;
 mod object_file;
 
 use self::object_file::ObjectFile;
@@ -173,7 +174,8 @@ pub async fn list_files(
 }
 
 /// The batches of `files` with `columns` (all columns of the first file when `None`), filtered by
-/// `window`, `batch_rows` rows at most each. Files are read one after the other, a batch ahead.
+/// `window`, `batch_rows` rows at most each. Files are read one after the other, a row group at a
+/// time, its columns decoded in parallel on blocking threads, a few batches ahead.
 pub fn read_batches(
     files: SourceFiles,
     columns: Option<Vec<ReadColumn>>,
@@ -198,21 +200,22 @@ async fn send_batches(
     sender: &mpsc::Sender<Result<RecordBatch, OfflineError>>,
 ) -> Result<(), OfflineError> {
     let mut columns = columns;
+    let parallelism = decode::parallelism();
     for file in &files.files {
         let url = files.file_url(file);
         let unreadable = |err: parquet::errors::ParquetError| OfflineError::SourceUnreadable {
             url: url.clone(),
             message: err.to_string(),
         };
-        let reader = ObjectFile::new(
+        let mut reader = ObjectFile::new(
             Arc::clone(&files.location.store),
             Path::from(file.location.as_ref()),
             file.size,
         );
-        let builder = ParquetRecordBatchStreamBuilder::new(reader)
+        let metadata = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new())
             .await
             .map_err(unreadable)?;
-        let file_schema = Arc::clone(builder.schema());
+        let file_schema = Arc::clone(metadata.schema());
         let wanted = columns.get_or_insert_with(|| {
             file_schema
                 .fields()
@@ -239,25 +242,33 @@ async fn send_batches(
         }
         roots.sort_unstable();
         roots.dedup();
-        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-        let mut stream = builder
-            .with_projection(mask)
-            .with_batch_size(batch_rows.max(1))
-            .build()
-            .map_err(unreadable)?;
         let schema = output_schema(wanted);
-        while let Some(batch) = stream.next().await {
-            let batch = batch.map_err(unreadable)?;
-            let batch = conform(&batch, wanted, &schema, &url)?;
-            let batch = match &window {
-                Some(window) => keep_window(&batch, window)?,
-                None => batch,
-            };
-            if batch.num_rows() == 0 {
-                continue;
-            }
-            if sender.send(Ok(batch)).await.is_err() {
-                return Ok(());
+        let groups = decode::column_groups(metadata.metadata(), &roots, parallelism);
+        for row_group in 0..metadata.metadata().num_row_groups() {
+            let chunks = decode::fetch(
+                &mut reader,
+                metadata.metadata(),
+                file.size,
+                row_group,
+                &roots,
+            )
+            .await
+            .map_err(unreadable)?;
+            let mut batches =
+                decode::RowGroupBatches::start(&chunks, &metadata, row_group, &groups, batch_rows);
+            while let Some(batch) = batches.next().await {
+                let batch = batch.map_err(unreadable)?;
+                let batch = conform(&batch, wanted, &schema, &url)?;
+                let batch = match &window {
+                    Some(window) => keep_window(&batch, window)?,
+                    None => batch,
+                };
+                if batch.num_rows() == 0 {
+                    continue;
+                }
+                if sender.send(Ok(batch)).await.is_err() {
+                    return Ok(());
+                }
             }
         }
     }

@@ -9,7 +9,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::columns::{key_type_fits, timestamps_micros};
-use super::{EntityRows, FeatureRows, JoinOptions, PitError, join, reference, winners};
+use super::{
+    EntityRows, FeatureRows, JoinOptions, PARALLEL_MIN_ROWS, PitError, fill_parallel, join,
+    reference, winners,
+};
 use crate::domain::value::ValueType;
 
 fn ts(values: &[Option<i64>]) -> TimestampMicrosecondArray {
@@ -391,5 +394,25 @@ fn several_views_joined_to_the_same_entity_rows_each_equal_the_reference() {
             let slow = reference::winners(&first.entity, &other.features, &other.options).unwrap();
             assert_eq!(winner_list(&fast), winner_list(&slow));
         }
+    }
+}
+
+#[test]
+fn fill_parallel_sets_every_slot_from_its_index_at_any_size() {
+    for len in [
+        0,
+        1,
+        PARALLEL_MIN_ROWS - 1,
+        PARALLEL_MIN_ROWS * 2,
+        PARALLEL_MIN_ROWS * 5 + 7,
+    ] {
+        let mut out = vec![u64::MAX; len];
+        fill_parallel(&mut out, |index| index as u64 * 3);
+        assert!(
+            out.iter()
+                .enumerate()
+                .all(|(index, &value)| value == index as u64 * 3),
+            "length {len}"
+        );
     }
 }
