@@ -8,6 +8,7 @@
 //! not once per record.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -76,17 +77,27 @@ struct Pending {
     index: u32,
 }
 
-/// The acknowledgements of one batch, filled by delivery reports on librdkafka's polling thread.
+/// The acknowledgements of one batch, filled by delivery reports on librdkafka's polling thread. Lock
+/// free on the per-record path: a count, and each record's partition and offset in its own slots.
 struct BatchAcks {
-    state: Mutex<AckState>,
+    /// Records enqueued and not yet reported, plus one while the batch is still being enqueued, so
+    /// the count cannot reach zero before the last record is handed over.
+    outstanding: AtomicUsize,
+    /// Partition by record index; [`NOT_ACKED`] until acknowledged.
+    partitions: Vec<AtomicI32>,
+    /// Offset by record index, valid where the partition is.
+    offsets: Vec<AtomicI64>,
+    written: AtomicUsize,
+    failure: Mutex<Option<KafkaError>>,
     settled: Notify,
 }
 
-struct AckState {
-    /// Records enqueued and not yet reported, plus one while the batch is still being enqueued, so
-    /// the count cannot reach zero before the last record is handed over.
-    outstanding: usize,
-    /// Partition and offset by record index; `None` until acknowledged.
+/// The partition slot of a record not (yet) acknowledged.
+const NOT_ACKED: i32 = -1;
+
+/// A batch's acknowledgements once every report is in.
+struct Settled {
+    /// Partition and offset by record index; `None` where the record was not written.
     acks: Vec<Option<(i32, i64)>>,
     written: usize,
     failure: Option<KafkaError>,
@@ -95,23 +106,18 @@ struct AckState {
 impl BatchAcks {
     fn new(count: usize) -> Arc<Self> {
         Arc::new(Self {
-            state: Mutex::new(AckState {
-                outstanding: 1,
-                acks: vec![None; count],
-                written: 0,
-                failure: None,
-            }),
+            outstanding: AtomicUsize::new(1),
+            partitions: (0..count).map(|_| AtomicI32::new(NOT_ACKED)).collect(),
+            offsets: (0..count).map(|_| AtomicI64::new(0)).collect(),
+            written: AtomicUsize::new(0),
+            failure: Mutex::new(None),
             settled: Notify::new(),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, AckState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Counts one more record handed to librdkafka (before the hand-over, so a fast report finds it).
     fn enqueue(&self) {
-        self.lock().outstanding += 1;
+        self.outstanding.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Takes back a record librdkafka refused to enqueue: no report will come for it.
@@ -125,37 +131,54 @@ impl BatchAcks {
     }
 
     fn record(&self, index: u32, outcome: Result<(i32, i64), KafkaError>) {
-        {
-            let mut state = self.lock();
-            match outcome {
-                Ok(ack) => {
-                    if let Some(slot) = state.acks.get_mut(index as usize) {
-                        *slot = Some(ack);
-                    }
-                    state.written += 1;
+        match outcome {
+            Ok((partition, offset)) => {
+                if let (Some(partition_slot), Some(offset_slot)) = (
+                    self.partitions.get(index as usize),
+                    self.offsets.get(index as usize),
+                ) {
+                    offset_slot.store(offset, Ordering::Relaxed);
+                    partition_slot.store(partition, Ordering::Relaxed);
                 }
-                Err(err) => state.failure = Some(err),
+                self.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(err) => {
+                *self.failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
             }
         }
         self.settle_one();
     }
 
     fn settle_one(&self) {
-        let done = {
-            let mut state = self.lock();
-            state.outstanding = state.outstanding.saturating_sub(1);
-            state.outstanding == 0
-        };
-        if done {
+        // Release: the slots written before this count are visible to whoever sees it reach zero.
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
             // `notify_one` keeps a permit when nobody waits yet, so the wake-up is never lost.
             self.settled.notify_one();
         }
     }
 
-    /// Waits until every enqueued record has its delivery report.
-    async fn wait(&self) {
-        while self.lock().outstanding > 0 {
+    /// Waits until every enqueued record has its delivery report, then takes the outcome.
+    async fn wait(&self) -> Settled {
+        while self.outstanding.load(Ordering::Acquire) > 0 {
             self.settled.notified().await;
+        }
+        let acks = self
+            .partitions
+            .iter()
+            .zip(&self.offsets)
+            .map(|(partition, offset)| {
+                let partition = partition.load(Ordering::Relaxed);
+                (partition != NOT_ACKED).then(|| (partition, offset.load(Ordering::Relaxed)))
+            })
+            .collect();
+        Settled {
+            acks,
+            written: self.written.load(Ordering::Relaxed),
+            failure: self
+                .failure
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
         }
     }
 }
@@ -369,14 +392,21 @@ impl Producer {
         let topic = in_flight.topic.clone();
         let rejected_whole = in_flight.rejected_whole;
         let (results, written) = self.settle(in_flight).await?;
+        // The batch's offset range per partition (a topic has few), merged into `ranges` once each.
+        let mut batch_ranges: Vec<(i32, i64, i64)> = Vec::new();
         for result in results {
             match result.outcome {
                 Some(pb::record_result::Outcome::Ack(ack)) => {
-                    let range = ranges
-                        .entry((topic.clone(), ack.partition))
-                        .or_insert((ack.offset, ack.offset));
-                    range.0 = range.0.min(ack.offset);
-                    range.1 = range.1.max(ack.offset);
+                    match batch_ranges
+                        .iter_mut()
+                        .find(|(partition, _, _)| *partition == ack.partition)
+                    {
+                        Some((_, first, last)) => {
+                            *first = (*first).min(ack.offset);
+                            *last = (*last).max(ack.offset);
+                        }
+                        None => batch_ranges.push((ack.partition, ack.offset, ack.offset)),
+                    }
                 }
                 Some(pb::record_result::Outcome::Error(error)) => {
                     summary.rejected_count += 1;
@@ -394,6 +424,13 @@ impl Producer {
                 }
                 None => {}
             }
+        }
+        for (partition, first, last) in batch_ranges {
+            let range = ranges
+                .entry((topic.clone(), partition))
+                .or_insert((first, last));
+            range.0 = range.0.min(first);
+            range.1 = range.1.max(last);
         }
         if rejected_whole {
             summary.rejected_batches.push(batch_index);
@@ -661,15 +698,11 @@ impl Producer {
         &self,
         in_flight: InFlight,
     ) -> Result<(Vec<pb::RecordResult>, usize), ApiError> {
-        in_flight.acks.wait().await;
-        let (acks, written, failure) = {
-            let mut state = in_flight.acks.lock();
-            (
-                std::mem::take(&mut state.acks),
-                state.written,
-                state.failure.take(),
-            )
-        };
+        let Settled {
+            acks,
+            written,
+            failure,
+        } = in_flight.acks.wait().await;
         if let Some(err) = failure {
             let mut error = kafka_error("acknowledging the batch", &err);
             error.message = format!(
