@@ -5,8 +5,10 @@
 //! URL (one file, or every `*.parquet` under a directory). Paths with a segment starting with `_` or `.`
 //! (`_temporary/`, `_SUCCESS`, hidden files) are skipped, as Spark and Hive do.
 //!
-//! Only the columns asked for are decoded. The lake's schemas evolve, so a file that lacks a column
-//! yields nulls of the column's type, unless the column is required (the event time), which is an error.
+//! Only the columns asked for are decoded, a row group at a time, its columns split over the cores;
+//! with an event window, row groups whose event-time statistics lie wholly outside it are not read.
+//! The lake's schemas evolve, so a file that lacks a column yields nulls of the column's type, unless
+//! the column is required (the event time), which is an error.
 //! Every column is cast to the type asked for (an Int32 file column read as Int64, a timestamp in
 //! nanoseconds or without a time zone read as UTC microseconds).
 
@@ -21,6 +23,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStoreExt};
+use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
 use plinth_runtime::storage::Location;
@@ -34,6 +37,8 @@ use crate::offline::{OfflineContext, OfflineError};
 
 mod decode;
 mod object_file;
+#[cfg(test)]
+mod tests;
 
 use self::object_file::ObjectFile;
 
@@ -244,7 +249,7 @@ async fn send_batches(
         roots.dedup();
         let schema = output_schema(wanted);
         let groups = decode::column_groups(metadata.metadata(), &roots, parallelism);
-        for row_group in 0..metadata.metadata().num_row_groups() {
+        for row_group in row_groups_in_window(&metadata, window.as_ref()) {
             let chunks = decode::fetch(
                 &mut reader,
                 metadata.metadata(),
@@ -273,6 +278,73 @@ async fn send_batches(
         }
     }
     Ok(())
+}
+
+/// The row groups of a file that can hold rows inside `window`, by the minimum and maximum event time
+/// in their statistics: a row group entirely before the window's start or after its end is skipped
+/// without being fetched. Every row group where nothing can be told (no window, no statistics, an event
+/// column that is not an Arrow timestamp or date in the file).
+fn row_groups_in_window(
+    metadata: &ArrowReaderMetadata,
+    window: Option<&EventWindow>,
+) -> Vec<usize> {
+    let n_groups = metadata.metadata().num_row_groups();
+    let all = (0..n_groups).collect();
+    let Some(window) = window else {
+        return all;
+    };
+    let ordered_in_time = metadata
+        .schema()
+        .field_with_name(&window.column)
+        .is_ok_and(|field| {
+            matches!(
+                field.data_type(),
+                DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+            )
+        });
+    if !ordered_in_time {
+        return all;
+    }
+    let Ok(converter) =
+        StatisticsConverter::try_new(&window.column, metadata.schema(), metadata.parquet_schema())
+    else {
+        return all;
+    };
+    let row_groups = metadata.metadata().row_groups();
+    let micros = utc_micros();
+    // The file's values cast as the reader casts them, so a bound compares like the rows it bounds.
+    let bounds = converter
+        .row_group_mins(row_groups)
+        .and_then(|mins| Ok((mins, converter.row_group_maxes(row_groups)?)))
+        .ok()
+        .and_then(|(mins, maxes)| Some((cast(&mins, &micros).ok()?, cast(&maxes, &micros).ok()?)));
+    let Some((mins, maxes)) = bounds else {
+        return all;
+    };
+    let (Some(mins), Some(maxes)) = (
+        mins.as_any().downcast_ref::<TimestampMicrosecondArray>(),
+        maxes.as_any().downcast_ref::<TimestampMicrosecondArray>(),
+    ) else {
+        return all;
+    };
+    (0..n_groups)
+        .filter(|&row_group| {
+            let before = window
+                .start
+                .is_some_and(|start| maxes.is_valid(row_group) && maxes.value(row_group) < start);
+            let after = window
+                .end
+                .is_some_and(|end| mins.is_valid(row_group) && mins.value(row_group) > end);
+            !(before || after)
+        })
+        .collect()
+}
+
+fn utc_micros() -> DataType {
+    DataType::Timestamp(
+        arrow::datatypes::TimeUnit::Microsecond,
+        Some(Arc::from("UTC")),
+    )
 }
 
 fn output_schema(columns: &[ReadColumn]) -> SchemaRef {
