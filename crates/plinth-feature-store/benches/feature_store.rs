@@ -1049,6 +1049,14 @@ async fn training(
         results
             .notes
             .push(format!("training runs, feast: {runs} s"));
+        if let (Some(first), Some((_, plinth, _))) =
+            (answer["first"].as_f64(), results.training.first())
+        {
+            results.notes.push(format!(
+                "training, feast's first call in its process (the warm-up, what a job calling it once pays): {first:.3} s, {:.1}× Plinth's median; the verdict uses the warm median",
+                first / plinth.as_secs_f64()
+            ));
+        }
     } else {
         results
             .notes

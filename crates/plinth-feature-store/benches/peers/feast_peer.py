@@ -8,8 +8,8 @@ Subcommands (each prints one JSON line on stdout, the last line, for the bench t
       by apply and by materialize.
   offline REPO --entities PARQUET --features N [--runs RUNS]
       reads the entity rows into pandas (not timed), runs `get_historical_features(...).to_df()` on
-      the DuckDB offline store once to warm up, then times RUNS more; prints the median, every run
-      and the rows.
+      the DuckDB offline store once to warm up (timed apart: the first call), then times RUNS more;
+      prints the median, every run, the first call and the rows.
 The online server is Feast's own CLI (`feast -c REPO serve ...`), started by the bench.
 """
 
@@ -76,14 +76,22 @@ def offline(args):
     store = FeatureStore(repo_path=args.repo)
     entity_df = pd.read_parquet(args.entities)
     refs = [f"driver_stats:f{i}" for i in range(args.features)]
-    # One warm-up (registry, DuckDB connection, imports on first use), as the other sides get.
+    # One warm-up (registry, DuckDB connection, imports on first use), as the other sides get; its time
+    # is what a job that calls it once per process pays, reported apart.
+    started = time.perf_counter()
     store.get_historical_features(entity_df=entity_df, features=refs).to_df()
+    first = time.perf_counter() - started
     runs = []
     for _ in range(max(1, args.runs)):
         started = time.perf_counter()
         frame = store.get_historical_features(entity_df=entity_df, features=refs).to_df()
         runs.append(time.perf_counter() - started)
-    return {"seconds": statistics.median(runs), "runs": runs, "rows": int(len(frame))}
+    return {
+        "seconds": statistics.median(runs),
+        "runs": runs,
+        "first": first,
+        "rows": int(len(frame)),
+    }
 
 
 def main():

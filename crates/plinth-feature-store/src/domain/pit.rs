@@ -170,6 +170,16 @@ pub fn winners(
     features: &FeatureRows,
     options: &JoinOptions,
 ) -> Result<UInt64Array, PitError> {
+    winners_on(entity, features, options, None)
+}
+
+/// [`winners`], on `threads` threads (`None`: one per core for big inputs).
+fn winners_on(
+    entity: &EntityRows,
+    features: &FeatureRows,
+    options: &JoinOptions,
+    threads: Option<usize>,
+) -> Result<UInt64Array, PitError> {
     check_shapes(entity, features)?;
     let entity_keys = normalize_keys("entity", &entity.keys)?;
     let feature_keys = normalize_keys("feature", &features.keys)?;
@@ -183,10 +193,20 @@ pub fn winners(
         }
     }
     let groups = KeyGroups::new(&entity_keys, &feature_keys)?;
-    let sorted = SortedFeatures::new(&groups, features);
     let ttl = options.ttl_micros();
     let filter_created =
         options.filter_by_created_timestamp && features.created_timestamps.is_some();
+    if !filter_created {
+        let threads = threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(features.event_timestamps.len() / PARALLEL_MIN_ROWS)
+                .max(1)
+        });
+        let found = scatter_winners(entity, features, &groups, ttl, threads);
+        return Ok(found.into_iter().collect());
+    }
+    let sorted = SortedFeatures::new(&groups, features);
     let timestamps = &entity.timestamps;
     let mut found: Vec<Option<u64>> = vec![None; timestamps.len()];
     fill_parallel(&mut found, |row_idx| {
@@ -197,6 +217,154 @@ pub fn winners(
         sorted.winner(group, timestamps.value(row_idx), ttl, filter_created)
     });
     Ok(found.into_iter().collect())
+}
+
+/// The best candidate seen so far for a slot: compared by (event time, created time, input position),
+/// the greatest wins. `row_idx == usize::MAX` means none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Best {
+    event: i64,
+    created: i64,
+    row_idx: usize,
+}
+
+const NO_BEST: Best = Best {
+    event: i64::MIN,
+    created: i64::MIN,
+    row_idx: usize::MAX,
+};
+
+impl Best {
+    fn is_some(self) -> bool {
+        self.row_idx != usize::MAX
+    }
+}
+
+/// The winners without the created-time filter, by scattering: the entity rows are sorted by (group,
+/// timestamp); each feature row goes to the first entity row of its group at or after its event time
+/// (a binary search in a few rows), where only the best candidate is kept; a running maximum along each
+/// group then gives every entity row the best candidate at or before its timestamp. The winner is that
+/// row unless the TTL puts it out of reach (then no row is, as it has the latest event time). Feature
+/// rows are split over `threads` threads, each with its own slots, merged by maximum. O(n log n + m)
+/// with no per-feature-row allocation; the created-time filter needs [`SortedFeatures`].
+fn scatter_winners(
+    entity: &EntityRows,
+    features: &FeatureRows,
+    groups: &KeyGroups,
+    ttl: Option<i64>,
+    threads: usize,
+) -> Vec<Option<u64>> {
+    let timestamps = &entity.timestamps;
+    let n_entities = timestamps.len();
+    // Entity rows that can have a winner, by (group, timestamp).
+    let mut order: Vec<(u32, i64, u32)> = (0..n_entities)
+        .filter_map(|row_idx| {
+            let group = groups.entity_group(row_idx);
+            (group != NO_GROUP && timestamps.is_valid(row_idx)).then(|| {
+                (
+                    group,
+                    timestamps.value(row_idx),
+                    u32::try_from(row_idx).unwrap_or(u32::MAX),
+                )
+            })
+        })
+        .collect();
+    order.sort_unstable();
+    let mut starts = vec![0_usize; groups.count + 1];
+    for &(group, _, _) in &order {
+        starts[group as usize + 1] += 1;
+    }
+    for group in 0..groups.count {
+        starts[group + 1] += starts[group];
+    }
+    let sorted_ts: Vec<i64> = order.iter().map(|&(_, ts, _)| ts).collect();
+
+    let events = &features.event_timestamps;
+    let event_values = events.values();
+    let created = features.created_timestamps.as_ref();
+    let scatter = |range: std::ops::Range<usize>| -> Vec<Best> {
+        let mut slots = vec![NO_BEST; sorted_ts.len()];
+        for row_idx in range {
+            if events.is_null(row_idx) {
+                continue;
+            }
+            let group = if groups.feature.is_empty() {
+                0
+            } else {
+                groups.feature[row_idx]
+            };
+            if group == NO_GROUP {
+                continue;
+            }
+            let (first, end) = (starts[group as usize], starts[group as usize + 1]);
+            let event = event_values[row_idx];
+            let slot = first + sorted_ts[first..end].partition_point(|&ts| ts < event);
+            if slot == end {
+                // Every entity row of the group is before this event.
+                continue;
+            }
+            let candidate = Best {
+                event,
+                created: match created {
+                    Some(created) if created.is_valid(row_idx) => created.value(row_idx),
+                    _ => i64::MIN,
+                },
+                row_idx,
+            };
+            if candidate > slots[slot] || !slots[slot].is_some() {
+                slots[slot] = candidate;
+            }
+        }
+        slots
+    };
+    let n_features = events.len();
+    let threads = threads.clamp(1, n_features.max(1));
+    let mut slots = if threads == 1 {
+        scatter(0..n_features)
+    } else {
+        let chunk = n_features.div_ceil(threads);
+        let mut parts = std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..threads)
+                .map(|part| {
+                    let scatter = &scatter;
+                    scope.spawn(move || scatter(part * chunk..((part + 1) * chunk).min(n_features)))
+                })
+                .collect();
+            let mut parts = vec![scatter(0..chunk.min(n_features))];
+            parts.extend(handles.into_iter().map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            }));
+            parts
+        });
+        let mut merged = parts.swap_remove(0);
+        for part in parts {
+            for (slot, candidate) in merged.iter_mut().zip(part) {
+                if candidate.is_some() && (!slot.is_some() || candidate > *slot) {
+                    *slot = candidate;
+                }
+            }
+        }
+        merged
+    };
+    // A running maximum along each group: the best candidate at or before each entity row.
+    let mut found = vec![None; n_entities];
+    for group in 0..groups.count {
+        let mut best = NO_BEST;
+        for position in starts[group]..starts[group + 1] {
+            let candidate = std::mem::replace(&mut slots[position], NO_BEST);
+            if candidate.is_some() && (!best.is_some() || candidate > best) {
+                best = candidate;
+            }
+            let (_, ts, row_idx) = order[position];
+            let within_ttl = ttl.is_none_or(|ttl| best.event >= ts.saturating_sub(ttl));
+            if best.is_some() && within_ttl {
+                found[row_idx as usize] = u64::try_from(best.row_idx).ok();
+            }
+        }
+    }
+    found
 }
 
 /// Rows below which a loop stays on the calling thread: starting a thread costs more than it saves.

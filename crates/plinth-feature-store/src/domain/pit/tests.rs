@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use super::columns::{key_type_fits, timestamps_micros};
 use super::{
     EntityRows, FeatureRows, JoinOptions, PARALLEL_MIN_ROWS, PitError, fill_parallel, join,
-    reference, winners,
+    reference, winners, winners_on,
 };
 use crate::domain::value::ValueType;
 
@@ -414,5 +414,27 @@ fn fill_parallel_sets_every_slot_from_its_index_at_any_size() {
                 .all(|(index, &value)| value == index as u64 * 3),
             "length {len}"
         );
+    }
+}
+
+#[test]
+fn the_scattering_join_split_over_threads_equals_the_brute_force_join() {
+    let mut rng = StdRng::seed_from_u64(0x5ca7_7e25);
+    for case_idx in 0..400 {
+        let mut case = random_case(&mut rng);
+        case.options.filter_by_created_timestamp = false;
+        let slow = reference::winners(&case.entity, &case.features, &case.options).unwrap();
+        for threads in [1, 2, 3, 7] {
+            let fast =
+                winners_on(&case.entity, &case.features, &case.options, Some(threads)).unwrap();
+            assert_eq!(
+                winner_list(&fast),
+                winner_list(&slow),
+                "case {case_idx} on {threads} threads: options {:?}\nentity {:?}\nfeatures {:?}",
+                case.options,
+                case.entity,
+                case.features
+            );
+        }
     }
 }
