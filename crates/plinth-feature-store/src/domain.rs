@@ -18,3 +18,12 @@ pub mod pit;
 pub mod plan;
 pub mod selection;
 pub mod value;
+
+/// The threads to split `items` over: one per core, each with at least `min_per_thread` items, and at
+/// least one.
+pub(crate) fn threads_for(items: usize, min_per_thread: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(items / min_per_thread.max(1))
+        .max(1)
+}

@@ -198,10 +198,7 @@ fn winners_on(
         options.filter_by_created_timestamp && features.created_timestamps.is_some();
     if !filter_created {
         let threads = threads.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map_or(1, usize::from)
-                .min(features.event_timestamps.len() / PARALLEL_MIN_ROWS)
-                .max(1)
+            super::threads_for(features.event_timestamps.len(), PARALLEL_MIN_ROWS)
         });
         let found = scatter_winners(entity, features, &groups, ttl, threads);
         return Ok(found.into_iter().collect());
@@ -377,10 +374,7 @@ where
     T: Send,
     F: Fn(usize) -> T + Sync,
 {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(out.len() / PARALLEL_MIN_ROWS)
-        .max(1);
+    let threads = super::threads_for(out.len(), PARALLEL_MIN_ROWS);
     let fill = |base: usize, slice: &mut [T]| {
         for (offset, slot) in slice.iter_mut().enumerate() {
             *slot = value(base + offset);

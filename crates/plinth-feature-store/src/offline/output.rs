@@ -316,9 +316,7 @@ type ColumnToEncode = (ArrowColumnWriter, Vec<ArrowLeafColumn>);
 fn encode_columns(
     columns: Vec<ColumnToEncode>,
 ) -> Result<Vec<ArrowColumnChunk>, parquet::errors::ParquetError> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, columns.len().max(1));
+    let threads = crate::domain::threads_for(columns.len(), 1);
     let encode = |(mut writer, leaves): ColumnToEncode| {
         for leaf in &leaves {
             writer.write(leaf)?;

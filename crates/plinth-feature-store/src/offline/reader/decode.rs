@@ -27,9 +27,7 @@ const MAX_GROUPS: usize = 8;
 
 /// How many column groups to decode in parallel: one per core, at most [`MAX_GROUPS`].
 pub(super) fn parallelism() -> usize {
-    std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .clamp(1, MAX_GROUPS)
+    crate::domain::threads_for(MAX_GROUPS, 1)
 }
 
 /// Splits the projected root columns `roots` into at most `groups` groups of about equal compressed
@@ -289,9 +287,7 @@ mod tests {
     use object_store::memory::InMemory;
     use object_store::path::Path;
     use object_store::{ObjectStore, ObjectStoreExt};
-    use parquet::arrow::ArrowWriter;
     use parquet::arrow::arrow_reader::ArrowReaderOptions;
-    use parquet::file::properties::WriterProperties;
 
     /// A file of three columns in row groups of 1,000 rows.
     fn file(rows: usize) -> Bytes {
@@ -301,7 +297,7 @@ mod tests {
             Field::new("score", arrow::datatypes::DataType::Float64, true),
         ]));
         let batch = RecordBatch::try_new(
-            Arc::clone(&schema),
+            schema,
             vec![
                 Arc::new(Int64Array::from_iter_values(0..rows as i64)),
                 Arc::new(StringArray::from_iter(
@@ -313,14 +309,7 @@ mod tests {
             ],
         )
         .unwrap();
-        let mut buffer = Vec::new();
-        let properties = WriterProperties::builder()
-            .set_max_row_group_row_count(Some(1_000))
-            .build();
-        let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(properties)).unwrap();
-        writer.write(&batch).unwrap();
-        writer.close().unwrap();
-        Bytes::from(buffer)
+        super::super::tests::parquet_in_row_groups_of_1000(&batch)
     }
 
     /// The file in an in-memory object store, read as the service reads lake files.

@@ -9,6 +9,18 @@ use parquet::file::properties::WriterProperties;
 
 use super::{EventWindow, row_groups_in_window};
 
+/// `batch` as the bytes of a Parquet file in row groups of 1,000 rows.
+pub(super) fn parquet_in_row_groups_of_1000(batch: &RecordBatch) -> Bytes {
+    let mut buffer = Vec::new();
+    let properties = WriterProperties::builder()
+        .set_max_row_group_row_count(Some(1_000))
+        .build();
+    let mut writer = ArrowWriter::try_new(&mut buffer, batch.schema(), Some(properties)).unwrap();
+    writer.write(batch).unwrap();
+    writer.close().unwrap();
+    Bytes::from(buffer)
+}
+
 /// Three row groups of 1,000 rows, the times of group `g` from `g` s to `g` s + 999 ms.
 fn file(time: ArrayRef) -> ArrowReaderMetadata {
     let schema = Arc::new(Schema::new(vec![
@@ -16,18 +28,12 @@ fn file(time: ArrayRef) -> ArrowReaderMetadata {
         Field::new("ts", time.data_type().clone(), false),
     ]));
     let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
+        schema,
         vec![Arc::new(Int64Array::from_iter_values(0..3_000)), time],
     )
     .unwrap();
-    let mut buffer = Vec::new();
-    let properties = WriterProperties::builder()
-        .set_max_row_group_row_count(Some(1_000))
-        .build();
-    let mut writer = ArrowWriter::try_new(&mut buffer, schema, Some(properties)).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
-    ArrowReaderMetadata::load(&Bytes::from(buffer), ArrowReaderOptions::new()).unwrap()
+    let bytes = parquet_in_row_groups_of_1000(&batch);
+    ArrowReaderMetadata::load(&bytes, ArrowReaderOptions::new()).unwrap()
 }
 
 fn window(start: Option<i64>, end: Option<i64>) -> EventWindow {
