@@ -216,25 +216,13 @@ fn winners_on(
     Ok(found.into_iter().collect())
 }
 
-/// The best candidate seen so far for a slot: compared by (event time, created time, input position),
-/// the greatest wins. `row_idx == usize::MAX` means none.
+/// A candidate feature row, compared by (event time, created time, input position): the greatest wins.
+/// As `Option<Best>`, `None` (no candidate) is below every candidate, so `max` keeps the best.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Best {
     event: i64,
     created: i64,
     row_idx: usize,
-}
-
-const NO_BEST: Best = Best {
-    event: i64::MIN,
-    created: i64::MIN,
-    row_idx: usize::MAX,
-};
-
-impl Best {
-    fn is_some(self) -> bool {
-        self.row_idx != usize::MAX
-    }
 }
 
 /// The winners without the created-time filter, by scattering: the entity rows are sorted by (group,
@@ -279,8 +267,8 @@ fn scatter_winners(
     let events = &features.event_timestamps;
     let event_values = events.values();
     let created = features.created_timestamps.as_ref();
-    let scatter = |range: std::ops::Range<usize>| -> Vec<Best> {
-        let mut slots = vec![NO_BEST; sorted_ts.len()];
+    let scatter = |range: std::ops::Range<usize>| -> Vec<Option<Best>> {
+        let mut slots = vec![None; sorted_ts.len()];
         for row_idx in range {
             if events.is_null(row_idx) {
                 continue;
@@ -308,15 +296,13 @@ fn scatter_winners(
                 },
                 row_idx,
             };
-            if candidate > slots[slot] || !slots[slot].is_some() {
-                slots[slot] = candidate;
-            }
+            slots[slot] = slots[slot].max(Some(candidate));
         }
         slots
     };
     let n_features = events.len();
     let threads = threads.clamp(1, n_features.max(1));
-    let mut slots = if threads == 1 {
+    let slots = if threads == 1 {
         scatter(0..n_features)
     } else {
         let chunk = n_features.div_ceil(threads);
@@ -338,9 +324,7 @@ fn scatter_winners(
         let mut merged = parts.swap_remove(0);
         for part in parts {
             for (slot, candidate) in merged.iter_mut().zip(part) {
-                if candidate.is_some() && (!slot.is_some() || candidate > *slot) {
-                    *slot = candidate;
-                }
+                *slot = (*slot).max(candidate);
             }
         }
         merged
@@ -348,15 +332,13 @@ fn scatter_winners(
     // A running maximum along each group: the best candidate at or before each entity row.
     let mut found = vec![None; n_entities];
     for group in 0..groups.count {
-        let mut best = NO_BEST;
+        let mut best: Option<Best> = None;
         for position in starts[group]..starts[group + 1] {
-            let candidate = std::mem::replace(&mut slots[position], NO_BEST);
-            if candidate.is_some() && (!best.is_some() || candidate > best) {
-                best = candidate;
-            }
+            best = best.max(slots[position]);
             let (_, ts, row_idx) = order[position];
-            let within_ttl = ttl.is_none_or(|ttl| best.event >= ts.saturating_sub(ttl));
-            if best.is_some() && within_ttl {
+            if let Some(best) = best
+                && ttl.is_none_or(|ttl| best.event >= ts.saturating_sub(ttl))
+            {
                 found[row_idx as usize] = u64::try_from(best.row_idx).ok();
             }
         }
