@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::domain::definitions::BatchLocation;
-use crate::domain::pit::columns::value_type_of;
+use crate::domain::pit::columns::{utc_micros_type, value_type_of};
 use crate::domain::value::ValueType;
 use crate::offline::{OfflineContext, OfflineError};
 
@@ -311,7 +311,7 @@ fn row_groups_in_window(
         return all;
     };
     let row_groups = metadata.metadata().row_groups();
-    let micros = utc_micros();
+    let micros = utc_micros_type();
     // The file's values cast as the reader casts them, so a bound compares like the rows it bounds.
     let bounds = converter
         .row_group_mins(row_groups)
@@ -338,13 +338,6 @@ fn row_groups_in_window(
             !(before || after)
         })
         .collect()
-}
-
-fn utc_micros() -> DataType {
-    DataType::Timestamp(
-        arrow::datatypes::TimeUnit::Microsecond,
-        Some(Arc::from("UTC")),
-    )
 }
 
 fn output_schema(columns: &[ReadColumn]) -> SchemaRef {
