@@ -12,11 +12,15 @@
 //! or timestamp is null has no candidate; a feature row whose key or event time is null is never one.
 //!
 //! The join numbers the entity rows' distinct keys through a hash map (a map of the integers themselves
-//! for the common single integer key, of the keys' row encoding otherwise), drops the feature rows whose
-//! key no entity row has, groups the others by key number with a counting sort and sorts each group by
-//! (event_ts, created_ts, input position); each entity row then finds the last row of its group at or
-//! before `ts` with a binary search: O(n + m log g) for groups of g rows. With `filter_by_created_timestamp` it then steps back over rows created after `ts`,
-//! which are rare (backfills) but make the worst case O(n * m).
+//! for the common single integer key, of the keys' row encoding otherwise); feature rows whose key no
+//! entity row has are dropped. Without the created-time filter, the entity rows are sorted by (key,
+//! ts), each feature row goes to the first entity row of its key at or after its event time, keeping the
+//! best per slot, and a running maximum along each key gives every entity row its winner
+//! (`scatter_winners`, over the cores): O(n log n + m). With `filter_by_created_timestamp` the feature
+//! rows are grouped by key with a counting sort and each group sorted by (event_ts, created_ts, input
+//! position); each entity row finds the last row of its group at or before `ts` with a binary search,
+//! then steps back over rows created after `ts`, which are rare (backfills) but make the worst case
+//! O(n * m).
 //!
 //! Everything here is in memory; `crate::offline` partitions big inputs so that each call fits.
 
