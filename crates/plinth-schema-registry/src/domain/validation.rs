@@ -9,6 +9,7 @@ use super::schema::{InvalidSchema, SchemaDraft};
 
 mod email;
 mod fast;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -33,6 +34,9 @@ pub struct CompiledValidator {
     /// The same schema compiled for JSON text (see [`CompiledValidator::is_valid_text`]); `None` when
     /// that compile failed, and text is then parsed into a `Value` instead.
     text_validator: Option<jsonschema::Validator<fast::TextJson>>,
+    /// The one-pass check of JSON text (see [`CompiledValidator::is_valid_text`]); `None` when the
+    /// schema uses a keyword it does not handle.
+    stream_validator: Option<stream::StreamValidator>,
 }
 
 #[derive(Clone)]
@@ -84,9 +88,21 @@ impl CompiledValidator {
                 tracing::warn!(error = %err, "schema did not compile for text validation; falling back to parsing documents");
             })
             .ok();
+        // `pattern` and `format` of one subschema, compiled with the same options again.
+        let string_check = |keywords: &Value| {
+            jsonschema::options()
+                .with_draft(draft.to_jsonschema())
+                .should_validate_formats(true)
+                .with_format("email", email::is_email)
+                .build(keywords)
+                .ok()
+        };
+        let stream_validator =
+            stream::StreamValidator::compile(schema, draft == SchemaDraft::Draft4, &string_check);
         Ok(Self {
             validator,
             text_validator,
+            stream_validator,
         })
     }
 
@@ -110,14 +126,21 @@ impl CompiledValidator {
         self.validator.is_valid(document)
     }
 
-    /// Whether a JSON text is valid, without building a `serde_json::Value`: the text is parsed once
-    /// into flat arenas that borrow its strings. Agrees with [`CompiledValidator::validate`] on every
-    /// document; use that for the error details.
+    /// Whether a JSON text is valid, without building a `serde_json::Value`. Schemas of the common
+    /// keywords are checked in one pass over the text, with no document built; when that pass cannot
+    /// show the text valid (or the schema uses other keywords), the text is parsed once into flat
+    /// arenas that borrow its strings and validated there. Agrees with [`CompiledValidator::validate`]
+    /// on every document; use that for the error details.
     ///
     /// # Errors
     ///
     /// The `serde_json` error when `text` is not JSON (the same text `serde_json::from_str` rejects).
     pub fn is_valid_text(&self, text: &str) -> Result<bool, serde_json::Error> {
+        if let Some(stream) = &self.stream_validator
+            && stream.is_valid(text)
+        {
+            return Ok(true);
+        }
         match &self.text_validator {
             Some(validator) => {
                 let document = fast::Document::parse(text)?;

@@ -713,3 +713,174 @@ fn fallback_without_text_validator_parses_into_a_value() {
     assert!(!validator.is_valid_text("\"a\"").unwrap());
     assert!(validator.is_valid_text("{").is_err());
 }
+
+/// How many of `documents` the one-pass check proves valid, asserting it never proves an invalid one.
+fn stream_proven(validator: &CompiledValidator, schema: &Value, documents: &[String]) -> usize {
+    let stream = validator
+        .stream_validator
+        .as_ref()
+        .unwrap_or_else(|| panic!("schema {schema} must compile for the one-pass check"));
+    let mut proven = 0;
+    for text in documents {
+        if stream.is_valid(text) {
+            let document: Value = serde_json::from_str(text)
+                .unwrap_or_else(|err| panic!("one-pass check accepted non-JSON `{text}`: {err}"));
+            assert!(
+                validator.validate(&document).is_empty(),
+                "one-pass check accepted an invalid document\nschema {schema}\ndocument {text}"
+            );
+            proven += 1;
+        }
+    }
+    proven
+}
+
+#[test]
+fn one_pass_check_proves_only_valid_documents_and_most_of_them() {
+    let documents = corpus();
+    let mut compiled = 0;
+    let (mut all_proven, mut all_valid) = (0, 0);
+    for (draft, schema) in schemas() {
+        let validator = compile(draft, &schema);
+        if validator.stream_validator.is_none() {
+            continue;
+        }
+        compiled += 1;
+        let proven = stream_proven(&validator, &schema, &documents);
+        let valid = documents
+            .iter()
+            .filter(|text| {
+                serde_json::from_str::<Value>(text)
+                    .is_ok_and(|document| validator.validate(&document).is_empty())
+            })
+            .count();
+        // What it leaves to the full path is the rare case (floats for integers, numbers at a bound,
+        // duplicate keys, odd escapes), not the common one.
+        assert!(
+            valid == 0 || proven > 0,
+            "schema {schema}: proved none of {valid} valid documents"
+        );
+        all_proven += proven;
+        all_valid += valid;
+    }
+    assert!(
+        compiled >= 25,
+        "only {compiled} schemas compiled for the one-pass check"
+    );
+    // What it leaves to the full path is the corpus's deliberate oddities (floats for integers,
+    // numbers at a bound, lone escapes), not the common case.
+    assert!(
+        all_proven * 10 >= all_valid * 8,
+        "proved {all_proven} of {all_valid} valid documents"
+    );
+}
+
+#[test]
+fn one_pass_check_proves_every_order_and_no_mutant_that_is_invalid() {
+    let schema = order_schema();
+    let validator = compile(SchemaDraft::Draft7, &schema);
+    let documents = order_documents(256);
+    assert_eq!(
+        stream_proven(&validator, &schema, &documents),
+        documents.len()
+    );
+    let mut random = Random(11);
+    let mut mutants = Vec::new();
+    for text in &documents {
+        for _ in 0..20 {
+            let mut value: Value = serde_json::from_str(text).unwrap();
+            mutate(&mut value, &mut random);
+            mutants.push(value.to_string());
+        }
+    }
+    stream_proven(&validator, &schema, &mutants);
+}
+
+#[test]
+fn one_pass_check_leaves_other_keywords_to_the_full_path() {
+    use SchemaDraft::{Draft4, Draft7, Draft202012};
+    for (draft, schema) in [
+        (
+            Draft7,
+            json!({"$ref": "#/definitions/a", "definitions": {"a": {}}}),
+        ),
+        (Draft7, json!({"allOf": [{"type": "object"}]})),
+        (
+            Draft7,
+            json!({"patternProperties": {"^a": {"type": "integer"}}}),
+        ),
+        (Draft7, json!({"enum": [1, 2]})),
+        (Draft7, json!({"const": {"a": 1}})),
+        (Draft7, json!({"multipleOf": 2})),
+        (Draft7, json!({"maximum": 18446744073709551615u64})),
+        (Draft7, json!({"items": [{"type": "integer"}]})),
+        (Draft4, json!({"minimum": 1, "exclusiveMinimum": true})),
+        (Draft202012, json!({"unevaluatedProperties": false})),
+        (
+            Draft7,
+            json!({"properties": {"a": {"contentEncoding": "base64"}}}),
+        ),
+    ] {
+        let validator = compile(draft, &schema);
+        assert!(
+            validator.stream_validator.is_none(),
+            "{draft:?} {schema} must be left to the full path"
+        );
+    }
+    let annotated = compile(
+        Draft7,
+        &json!({"title": "t", "description": "d", "x-owner": "team", "definitions": {"a": {"$ref": "#"}}, "type": "object"}),
+    );
+    assert!(annotated.stream_validator.is_some());
+}
+
+#[test]
+fn one_pass_check_reads_escapes_bounds_and_nesting_like_the_full_path() {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "é": {"type": "string", "enum": ["h\u{e9}llo", "🦀"]},
+            "n": {"type": "number", "exclusiveMinimum": 0, "maximum": 10},
+            "i": {"type": "integer", "minimum": -3},
+            "s": {"type": "string", "minLength": 2, "maxLength": 3},
+            "deep": {}
+        },
+        "required": ["é"],
+        "additionalProperties": false
+    });
+    let validator = compile(SchemaDraft::Draft7, &schema);
+    let stream = validator.stream_validator.as_ref().unwrap();
+    for (text, proven) in [
+        (r#"{"\u00e9": "h\u00e9llo"}"#, true),
+        (r#"{"é": "\ud83e\udd80"}"#, true),
+        (r#"{"é": "🦀", "s": "\ud83e\udd80\ud83e\udd80"}"#, true),
+        (r#"{"é": "🦀", "s": "\ud83e"}"#, false),
+        (r#"{"é": "🦀", "s": "\udd80ab"}"#, false),
+        (r#"{"é": "hello"}"#, false),
+        (r#"{"é": "🦀", "n": 10}"#, true),
+        (r#"{"é": "🦀", "n": 10.5}"#, false),
+        (r#"{"é": "🦀", "n": 0}"#, false),
+        (r#"{"é": "🦀", "n": 1e-300}"#, false),
+        (r#"{"é": "🦀", "n": 2.5e0}"#, true),
+        (r#"{"é": "🦀", "i": -3}"#, true),
+        (r#"{"é": "🦀", "i": -4}"#, false),
+        (r#"{"é": "🦀", "i": 1.0}"#, false),
+        (r#"{"é": "🦀", "i": -0}"#, false),
+        (r#"{"é": "🦀", "deep": [[[{"a": [1, "\t\"x\""]}]]]}"#, true),
+        (r#"{"é": "🦀", "deep": [1, 2,]}"#, false),
+        (r#"{"é": "🦀", "deep": "tab	inside"}"#, false),
+        (r#"{"é": "🦀", "deep": 01}"#, false),
+        (r#"{"é": "🦀"} x"#, false),
+        (r#" {"é" : "🦀" } "#, true),
+        (r#"{"é": "🦀", "other": 1}"#, false),
+    ] {
+        assert_eq!(stream.is_valid(text), proven, "{text}");
+        assert_agree(&validator, &schema, text);
+    }
+    let nested = format!(
+        r#"{{"é": "🦀", "deep": {}1{}}}"#,
+        "[".repeat(150),
+        "]".repeat(150)
+    );
+    assert!(!stream.is_valid(&nested));
+}
