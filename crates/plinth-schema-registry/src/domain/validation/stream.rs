@@ -498,7 +498,13 @@ impl<'t> Cursor<'t> {
         {
             return Err(Unproven);
         }
-        if check.min_length.is_some() || check.max_length.is_some() {
+        // Characters are at most the bytes and at least a quarter of them: count only when that
+        // does not settle it.
+        let settled = check.max_length.is_none_or(|max| text.len() <= max)
+            && check
+                .min_length
+                .is_none_or(|min| text.len().div_ceil(4) >= min);
+        if !settled {
             let length = text.chars().count();
             if check.min_length.is_some_and(|min| length < min)
                 || check.max_length.is_some_and(|max| length > max)
@@ -682,7 +688,7 @@ impl<'t> Cursor<'t> {
             }
             // Only an exponent or over 300 digits can leave `f64`'s range (`serde_json` refuses that).
             let exponent = token.bytes().any(|b| b == b'e' || b == b'E');
-            if !bounded && !exponent && token.len() <= 300 {
+            if !exponent && token.len() <= 300 && (!bounded || at_least_zero(check, token)) {
                 return Ok(());
             }
             let value: f64 = token.parse().map_err(|_| Unproven)?;
@@ -724,6 +730,17 @@ static ANY_CHECK: Check = Check {
     max_items: None,
 };
 
+/// Whether the only bounds are `minimum: 0` and the token has no sign: then it is within them
+/// without reading its value (the usual "amount" or "price" field).
+fn at_least_zero(check: &Check, token: &str) -> bool {
+    check.maximum.is_empty()
+        && check
+            .minimum
+            .iter()
+            .all(|&(bound, exclusive)| bound == 0.0 && !exclusive)
+        && !token.starts_with('-')
+}
+
 fn hex(digits: &str) -> Result<u32, Unproven> {
     u32::from_str_radix(digits, 16).map_err(|_| Unproven)
 }
@@ -746,32 +763,18 @@ fn within_bounds(check: &Check, value: f64, exact: bool) -> Step {
 }
 
 /// The position of the first byte at or after `pos` that ends a plain run inside a string: a quote, a
-/// backslash or a control character (or the end). Eight bytes at a time.
-fn scan_plain(bytes: &[u8], mut pos: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    while let Some(chunk) = bytes.get(pos..pos + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        let quote = word ^ (ONES * u64::from(b'"'));
-        let backslash = word ^ (ONES * u64::from(b'\\'));
-        // A byte is zero in `x` exactly when `(x - 1) & !x` has its high bit (per byte, exact for the
-        // lowest such byte, which is all we need).
-        let zero_quote = quote.wrapping_sub(ONES) & !quote;
-        let zero_backslash = backslash.wrapping_sub(ONES) & !backslash;
-        let control = word.wrapping_sub(ONES * 0x20) & !word;
-        let hits = (zero_quote | zero_backslash | control) & HIGHS;
-        if hits != 0 {
-            return pos + (hits.trailing_zeros() / 8) as usize;
-        }
-        pos += 8;
+/// backslash or a control character (or the end). `memchr` finds the first two with SIMD; the run
+/// before it is then checked for control characters in one branch-free (vectorized) pass.
+fn scan_plain(bytes: &[u8], pos: usize) -> usize {
+    let rest = bytes.get(pos..).unwrap_or_default();
+    let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    let run = &rest[..end];
+    if run
+        .iter()
+        .fold(0u8, |any, &byte| any | u8::from(byte < 0x20))
+        == 0
+    {
+        return pos + end;
     }
-    while let Some(&byte) = bytes.get(pos) {
-        if byte == b'"' || byte == b'\\' || byte < 0x20 {
-            return pos;
-        }
-        pos += 1;
-    }
-    pos
+    pos + run.iter().position(|&byte| byte < 0x20).unwrap_or(end)
 }

@@ -869,6 +869,12 @@ fn one_pass_check_reads_escapes_bounds_and_nesting_like_the_full_path() {
         (r#"{"é": "🦀", "deep": [[[{"a": [1, "\t\"x\""]}]]]}"#, true),
         (r#"{"é": "🦀", "deep": [1, 2,]}"#, false),
         (r#"{"é": "🦀", "deep": "tab	inside"}"#, false),
+        (
+            "{\"é\": \"🦀\", \"deep\": \"a long run of plain text, then a control \u{1} character\"}",
+            false,
+        ),
+        (r#"{"é": "🦀", "s": "éé"}"#, true),
+        (r#"{"é": "🦀", "s": "🦀🦀🦀🦀"}"#, false),
         (r#"{"é": "🦀", "deep": 01}"#, false),
         (r#"{"é": "🦀"} x"#, false),
         (r#" {"é" : "🦀" } "#, true),
