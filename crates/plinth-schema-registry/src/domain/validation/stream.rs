@@ -396,6 +396,9 @@ impl<'t> Cursor<'t> {
         }
         self.pos += 1;
         let mut seen = 0u64;
+        // Documents of one producer list their keys in one order: try the property after the last
+        // one found before searching.
+        let mut guess = 0usize;
         self.whitespace();
         if self.peek() == Some(b'}') {
             self.pos += 1;
@@ -409,13 +412,24 @@ impl<'t> Cursor<'t> {
                 self.whitespace();
                 self.expect(b':')?;
                 self.whitespace();
-                let property = if key.escaped {
-                    let name = self.decode(&key)?;
-                    check.properties.iter().find(|p| p.name == name)
+                let decoded;
+                let name: &[u8] = if key.escaped {
+                    decoded = self.decode(&key)?;
+                    decoded.as_bytes()
                 } else {
-                    let name = &self.bytes[key.start..key.end];
-                    check.properties.iter().find(|p| p.name.as_bytes() == name)
+                    &self.bytes[key.start..key.end]
                 };
+                let at = match check.properties.get(guess) {
+                    Some(property) if same_name(property.name.as_bytes(), name) => Some(guess),
+                    _ => check
+                        .properties
+                        .iter()
+                        .position(|p| same_name(p.name.as_bytes(), name)),
+                };
+                let property = at.map(|at| {
+                    guess = at + 1;
+                    &check.properties[at]
+                });
                 match property {
                     Some(property) => {
                         seen |= property.bit;
@@ -494,7 +508,10 @@ impl<'t> Cursor<'t> {
             self.text.get(token.start..token.end).ok_or(Unproven)?
         };
         if let Some(allowed) = &check.allowed
-            && !allowed.strings.iter().any(|s| s == text)
+            && !allowed
+                .strings
+                .iter()
+                .any(|s| same_name(s.as_bytes(), text.as_bytes()))
         {
             return Err(Unproven);
         }
@@ -513,7 +530,13 @@ impl<'t> Cursor<'t> {
             }
         }
         if let Some(validator) = &check.string_check
-            && !validator.is_valid(&Value::String(text.to_owned()))
+            && !STRING_VALUE.with_borrow_mut(|value| {
+                if let Value::String(scratch) = value {
+                    scratch.clear();
+                    scratch.push_str(text);
+                }
+                validator.is_valid(value)
+            })
         {
             return Err(Unproven);
         }
@@ -677,10 +700,19 @@ impl<'t> Cursor<'t> {
             if !bounded {
                 return Ok(());
             }
-            let value: i64 = token.parse().map_err(|_| Unproven)?;
-            if odd || value.unsigned_abs() > MAX_EXACT {
+            // At most 15 digits: exact in an `f64`, no overflow.
+            let digits = token.strip_prefix('-').unwrap_or(token);
+            if odd || digits.len() > 15 {
                 return Err(Unproven);
             }
+            let magnitude = digits
+                .bytes()
+                .fold(0i64, |value, digit| value * 10 + i64::from(digit - b'0'));
+            let value = if token.starts_with('-') {
+                -magnitude
+            } else {
+                magnitude
+            };
             within_bounds(check, value as f64, true)
         } else {
             if check.types & FRACTION == 0 {
@@ -713,6 +745,13 @@ impl<'t> Cursor<'t> {
     }
 }
 
+thread_local! {
+    /// The string handed to `pattern`/`format` checks, reused so a check allocates nothing.
+    static STRING_VALUE: std::cell::RefCell<Value> = const {
+        std::cell::RefCell::new(Value::String(String::new()))
+    };
+}
+
 /// A check that allows everything: used to walk values nobody constrains.
 static ANY_CHECK: Check = Check {
     types: ALL_TYPES,
@@ -729,6 +768,21 @@ static ANY_CHECK: Check = Check {
     min_items: None,
     max_items: None,
 };
+
+/// Whether two names are equal; names of up to eight bytes are compared as one word (no call).
+#[inline]
+fn same_name(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    if left.len() <= 8 {
+        let mut words = [[0u8; 8]; 2];
+        words[0][..left.len()].copy_from_slice(left);
+        words[1][..right.len()].copy_from_slice(right);
+        return words[0] == words[1];
+    }
+    left == right
+}
 
 /// Whether the only bounds are `minimum: 0` and the token has no sign: then it is within them
 /// without reading its value (the usual "amount" or "price" field).
@@ -766,6 +820,20 @@ fn within_bounds(check: &Check, value: f64, exact: bool) -> Step {
 /// backslash or a control character (or the end). `memchr` finds the first two with SIMD; the run
 /// before it is then checked for control characters in one branch-free (vectorized) pass.
 fn scan_plain(bytes: &[u8], pos: usize) -> usize {
+    // Most keys and values are short: the first 16 bytes are looked at eight at a time in registers
+    // before calling out.
+    let mut pos = pos;
+    for _ in 0..2 {
+        let Some(chunk) = bytes.get(pos..pos + 8) else {
+            break;
+        };
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        if let Some(offset) = first_special(u64::from_le_bytes(word)) {
+            return pos + offset;
+        }
+        pos += 8;
+    }
     let rest = bytes.get(pos..).unwrap_or_default();
     let end = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
     let run = &rest[..end];
@@ -777,4 +845,19 @@ fn scan_plain(bytes: &[u8], pos: usize) -> usize {
         return pos + end;
     }
     pos + run.iter().position(|&byte| byte < 0x20).unwrap_or(end)
+}
+
+/// The index of the first quote, backslash or control byte of eight little-endian bytes. Each test
+/// flags a byte's high bit; a flag above a true hit can be false (a borrow), the lowest one never is,
+/// so the lowest flag of the three is the first such byte.
+fn first_special(word: u64) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero_quote = quote.wrapping_sub(ONES) & !quote;
+    let zero_backslash = backslash.wrapping_sub(ONES) & !backslash;
+    let control = word.wrapping_sub(ONES * 0x20) & !word;
+    let hits = (zero_quote | zero_backslash | control) & HIGHS;
+    (hits != 0).then(|| (hits.trailing_zeros() / 8) as usize)
 }
