@@ -62,6 +62,18 @@ impl jsonschema::Retrieve for InMemoryRetriever {
     }
 }
 
+/// The options every validator of a schema is built with, whatever representation it validates: the
+/// draft, formats asserted, and the registry's own `email` check.
+fn house_rules<'i, R, F: jsonschema::json::Json>(
+    options: jsonschema::ValidationOptions<'i, R, F>,
+    draft: SchemaDraft,
+) -> jsonschema::ValidationOptions<'i, R, F> {
+    options
+        .with_draft(draft.to_jsonschema())
+        .should_validate_formats(true)
+        .with_format("email", email::is_email)
+}
+
 impl CompiledValidator {
     /// Compiles `schema` read as `draft`, resolving `$ref`s to other documents from `references` only.
     pub fn compile(
@@ -70,18 +82,12 @@ impl CompiledValidator {
         references: ResolvedReferences,
     ) -> Result<Self, InvalidSchema> {
         let retriever = InMemoryRetriever { references };
-        let validator = jsonschema::options()
-            .with_draft(draft.to_jsonschema())
-            .should_validate_formats(true)
-            .with_format("email", email::is_email)
+        let validator = house_rules(jsonschema::options(), draft)
             .with_retriever(retriever.clone())
             .build(schema)
             .map_err(|err| InvalidSchema::new(err.instance_path().to_string(), err.to_string()))?;
         // Same options, so both validators accept exactly the same documents.
-        let text_validator = jsonschema::options_for::<fast::TextJson>()
-            .with_draft(draft.to_jsonschema())
-            .should_validate_formats(true)
-            .with_format("email", email::is_email)
+        let text_validator = house_rules(jsonschema::options_for::<fast::TextJson>(), draft)
             .with_retriever(retriever)
             .build(schema)
             .inspect_err(|err| {
@@ -90,10 +96,7 @@ impl CompiledValidator {
             .ok();
         // `pattern` and `format` of one subschema, compiled with the same options again.
         let string_check = |keywords: &Value| {
-            jsonschema::options()
-                .with_draft(draft.to_jsonschema())
-                .should_validate_formats(true)
-                .with_format("email", email::is_email)
+            house_rules(jsonschema::options(), draft)
                 .build(keywords)
                 .ok()
         };
