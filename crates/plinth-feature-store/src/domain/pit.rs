@@ -360,12 +360,22 @@ where
     T: Send,
     F: Fn(usize) -> T + Sync,
 {
-    let threads = super::threads_for(out.len(), PARALLEL_MIN_ROWS);
-    let fill = |base: usize, slice: &mut [T]| {
+    fill_chunks_parallel(out, |base, slice| {
         for (offset, slot) in slice.iter_mut().enumerate() {
             *slot = value(base + offset);
         }
-    };
+    });
+}
+
+/// Calls `fill(base, chunk)` on `out` in one contiguous chunk per core (the calling thread takes the
+/// last one) when `out` is big enough to be worth it; `base` is the chunk's first index. For loops that
+/// carry state from one element to the next.
+fn fill_chunks_parallel<T, F>(out: &mut [T], fill: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Sync,
+{
+    let threads = super::threads_for(out.len(), PARALLEL_MIN_ROWS);
     if threads == 1 {
         fill(0, out);
         return;
@@ -457,23 +467,54 @@ impl KeyGroups {
         })
     }
 
-    /// The common case, one integer key: numbered through a hash map of the values themselves.
+    /// The common case, one integer key. Groups are numbered in key order (the rank of the key among
+    /// the entity rows' distinct keys), so feature rows written in key order (a snapshot per hour, a
+    /// dump per day) visit groups, and the join's per-group arrays, in order too. A feature row's key
+    /// is first compared with the distinct key after the previous row's (a merge, when the rows come
+    /// in key order) and only otherwise looked up in a hash map of the keys.
     fn of_ints(entity_keys: &Int64Array, feature_keys: &Int64Array) -> Result<Self, PitError> {
-        let mut numbers: HashMap<i64, u32, BuildIntHasher> =
-            HashMap::with_capacity_and_hasher(entity_keys.len(), BuildIntHasher::default());
-        let mut entity = Vec::with_capacity(entity_keys.len());
+        let mut by_key: Vec<(i64, u32)> = Vec::with_capacity(entity_keys.len());
         for (row_idx, &key) in entity_keys.values().iter().enumerate() {
-            if entity_keys.is_null(row_idx) {
-                entity.push(NO_GROUP);
-                continue;
+            if entity_keys.is_valid(row_idx) {
+                let row_idx = u32::try_from(row_idx)
+                    .map_err(|_| PitError::Arrow("over 4 G entity rows in one join".to_owned()))?;
+                by_key.push((key, row_idx));
             }
-            let next = group_number(numbers.len())?;
-            entity.push(*numbers.entry(key).or_insert(next));
         }
+        by_key.sort_unstable();
+        let mut entity = vec![NO_GROUP; entity_keys.len()];
+        let mut distinct: Vec<i64> = Vec::new();
+        for &(key, row_idx) in &by_key {
+            if distinct.last() != Some(&key) {
+                group_number(distinct.len())?;
+                distinct.push(key);
+            }
+            entity[row_idx as usize] = (distinct.len() - 1) as u32;
+        }
+        drop(by_key);
+        let numbers: HashMap<i64, u32, BuildIntHasher> = distinct
+            .iter()
+            .enumerate()
+            .map(|(rank, &key)| (key, rank as u32))
+            .collect();
         let values = feature_keys.values();
         let mut feature = vec![NO_GROUP; values.len()];
-        fill_parallel(&mut feature, |row_idx| {
-            numbers.get(&values[row_idx]).copied().unwrap_or(NO_GROUP)
+        fill_chunks_parallel(&mut feature, |base, chunk| {
+            let mut cursor = 0usize;
+            for (offset, slot) in chunk.iter_mut().enumerate() {
+                let key = values[base + offset];
+                let rank = match distinct.get(cursor) {
+                    Some(&next) if next == key => Some(cursor),
+                    // Between the previous distinct key and the next: no entity row has it.
+                    Some(&next) if key < next && cursor > 0 && distinct[cursor - 1] < key => None,
+                    None if cursor > 0 && distinct[cursor - 1] < key => None,
+                    _ => numbers.get(&key).map(|&rank| rank as usize),
+                };
+                if let Some(rank) = rank {
+                    cursor = rank + 1;
+                    *slot = rank as u32;
+                }
+            }
         });
         if let Some(nulls) = feature_keys.nulls() {
             for row_idx in nulls
@@ -487,7 +528,7 @@ impl KeyGroups {
         Ok(Self {
             entity,
             feature,
-            count: numbers.len(),
+            count: distinct.len(),
         })
     }
 

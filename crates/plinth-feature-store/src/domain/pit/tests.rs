@@ -10,8 +10,8 @@ use rand::{Rng, SeedableRng};
 
 use super::columns::{key_type_fits, timestamps_micros};
 use super::{
-    EntityRows, FeatureRows, JoinOptions, PARALLEL_MIN_ROWS, PitError, fill_parallel, join,
-    reference, winners, winners_on,
+    EntityRows, FeatureRows, JoinOptions, KeyGroups, NO_GROUP, PARALLEL_MIN_ROWS, PitError,
+    fill_parallel, join, reference, winners, winners_on,
 };
 use crate::domain::value::ValueType;
 
@@ -434,6 +434,59 @@ fn the_scattering_join_split_over_threads_equals_the_brute_force_join() {
                 case.options,
                 case.entity,
                 case.features
+            );
+        }
+    }
+}
+
+#[test]
+fn integer_keys_are_numbered_by_rank_and_found_in_any_row_order() {
+    let mut rng = StdRng::seed_from_u64(0x0bad_5eed);
+    let entity: Vec<Option<i64>> = (0..5_000)
+        .map(|_| (!rng.random_bool(0.02)).then(|| rng.random_range(0..20_000) * 3))
+        .collect();
+    let mut distinct: Vec<i64> = entity.iter().flatten().copied().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let rank = |key: Option<i64>| -> u32 {
+        key.and_then(|key| distinct.binary_search(&key).ok())
+            .map_or(NO_GROUP, |rank| rank as u32)
+    };
+    // Keys in runs of ascending order (a snapshot per hour), descending, and shuffled; with keys
+    // below, between and above the entity rows' and nulls; long enough to be split over threads.
+    let ascending: Vec<Option<i64>> = (0..3)
+        .flat_map(|_| -5..60_005)
+        .map(|key| (key % 97 != 0).then_some(key))
+        .collect();
+    let descending: Vec<Option<i64>> = ascending.iter().rev().copied().collect();
+    let mut shuffled = ascending.clone();
+    for index in (1..shuffled.len()).rev() {
+        shuffled.swap(index, rng.random_range(0..=index));
+    }
+    assert!(ascending.len() > PARALLEL_MIN_ROWS * 4);
+    for (order, features) in [
+        ("ascending runs", ascending),
+        ("descending", descending),
+        ("shuffled", shuffled),
+    ] {
+        let groups = KeyGroups::of_ints(
+            &Int64Array::from(entity.clone()),
+            &Int64Array::from(features.clone()),
+        )
+        .unwrap();
+        assert_eq!(groups.count, distinct.len(), "{order}");
+        for (row_idx, &key) in entity.iter().enumerate() {
+            assert_eq!(
+                groups.entity[row_idx],
+                rank(key),
+                "{order}: entity row {row_idx}"
+            );
+        }
+        for (row_idx, &key) in features.iter().enumerate() {
+            assert_eq!(
+                groups.feature[row_idx],
+                rank(key),
+                "{order}: feature row {row_idx} ({key:?})"
             );
         }
     }
