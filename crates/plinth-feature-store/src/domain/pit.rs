@@ -11,8 +11,9 @@
 //! values are returned even when null; with no candidate every feature is null. An entity row whose key
 //! or timestamp is null has no candidate; a feature row whose key or event time is null is never one.
 //!
-//! The join numbers the entity rows' distinct keys through a hash map (a map of the integers themselves
-//! for the common single integer key, of the keys' row encoding otherwise); feature rows whose key no
+//! The join numbers the entity rows' distinct keys: a single integer key by its rank in key order (so
+//! feature rows written in key order visit the per-key arrays in order, found by a merge cursor with a
+//! hash map behind it), other keys through a hash map of their row encoding; feature rows whose key no
 //! entity row has are dropped. Without the created-time filter, the entity rows are sorted by (key,
 //! ts), each feature row goes to the first entity row of its key at or after its event time, keeping the
 //! best per slot, and a running maximum along each key gives every entity row its winner
