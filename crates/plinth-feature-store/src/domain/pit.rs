@@ -485,12 +485,13 @@ impl KeyGroups {
         by_key.sort_unstable();
         let mut entity = vec![NO_GROUP; entity_keys.len()];
         let mut distinct: Vec<i64> = Vec::new();
+        let mut group = NO_GROUP;
         for &(key, row_idx) in &by_key {
             if distinct.last() != Some(&key) {
-                group_number(distinct.len())?;
+                group = group_number(distinct.len())?;
                 distinct.push(key);
             }
-            entity[row_idx as usize] = (distinct.len() - 1) as u32;
+            entity[row_idx as usize] = group;
         }
         drop(by_key);
         let numbers: HashMap<i64, u32, BuildIntHasher> = distinct

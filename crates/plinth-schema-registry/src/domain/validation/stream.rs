@@ -593,11 +593,7 @@ impl<'t> Cursor<'t> {
 
     /// Reads `uXXXX` (the cursor on the `u`) and returns the code unit.
     fn hex4(&mut self) -> Result<u32, Unproven> {
-        let digits = self.bytes.get(self.pos + 1..self.pos + 5).ok_or(Unproven)?;
-        let mut unit = 0u32;
-        for &digit in digits {
-            unit = unit * 16 + char::from(digit).to_digit(16).ok_or(Unproven)?;
-        }
+        let unit = hex(self.bytes.get(self.pos + 1..self.pos + 5).ok_or(Unproven)?)?;
         self.pos += 5;
         Ok(unit)
     }
@@ -620,9 +616,10 @@ impl<'t> Cursor<'t> {
                 b'r' => ('\r', 1),
                 b't' => ('\t', 1),
                 b'u' => {
-                    let unit = hex(escape.get(1..5).ok_or(Unproven)?)?;
+                    let bytes = escape.as_bytes();
+                    let unit = hex(bytes.get(1..5).ok_or(Unproven)?)?;
                     if (0xD800..0xDC00).contains(&unit) {
-                        let low = hex(escape.get(7..11).ok_or(Unproven)?)?;
+                        let low = hex(bytes.get(7..11).ok_or(Unproven)?)?;
                         let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
                         (char::from_u32(code).ok_or(Unproven)?, 11)
                     } else {
@@ -795,8 +792,11 @@ fn at_least_zero(check: &Check, token: &str) -> bool {
         && !token.starts_with('-')
 }
 
-fn hex(digits: &str) -> Result<u32, Unproven> {
-    u32::from_str_radix(digits, 16).map_err(|_| Unproven)
+/// The code unit of the four hex digits of a `\u` escape.
+fn hex(digits: &[u8]) -> Result<u32, Unproven> {
+    digits.iter().try_fold(0u32, |unit, &digit| {
+        Ok(unit * 16 + char::from(digit).to_digit(16).ok_or(Unproven)?)
+    })
 }
 
 /// Whether `value` is within every bound. A float within a relative 1e-12 of a bound is left to the
