@@ -440,14 +440,8 @@ impl<'t> Cursor<'t> {
                     }
                     None => self.value(&check.additional, depth + 1)?,
                 }
-                self.whitespace();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(Unproven),
+                if self.closed_after_member(b'}')? {
+                    break;
                 }
             }
         }
@@ -472,14 +466,8 @@ impl<'t> Cursor<'t> {
                 self.whitespace();
                 self.value(&check.items, depth + 1)?;
                 count += 1;
-                self.whitespace();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(Unproven),
+                if self.closed_after_member(b']')? {
+                    break;
                 }
             }
         }
@@ -489,6 +477,22 @@ impl<'t> Cursor<'t> {
             Err(Unproven)
         } else {
             Ok(())
+        }
+    }
+
+    /// After a member or element: `true` at the container's closing bracket, `false` after a comma.
+    fn closed_after_member(&mut self, close: u8) -> Result<bool, Unproven> {
+        self.whitespace();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(false)
+            }
+            Some(byte) if byte == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            _ => Err(Unproven),
         }
     }
 
