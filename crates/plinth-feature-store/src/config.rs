@@ -326,6 +326,10 @@ pub struct TrainingConfig {
     /// fit join in memory, larger ones are hash-partitioned and spilled. Smaller uses less memory and
     /// more spill files.
     pub partition_bytes: u64,
+    /// Bytes of memory for feature sources kept indexed between training sets (a source joined in
+    /// memory is kept, and the next training set over the same files does not read it again; a changed
+    /// file is read anew). 0 turns the cache off.
+    pub cache_bytes: u64,
 }
 
 impl Default for TrainingConfig {
@@ -333,6 +337,7 @@ impl Default for TrainingConfig {
         Self {
             spill_dir: None,
             partition_bytes: 256 * 1024 * 1024,
+            cache_bytes: crate::offline::DEFAULT_CACHE_BYTES,
         }
     }
 }

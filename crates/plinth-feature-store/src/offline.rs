@@ -6,7 +6,9 @@
 //! - [`plan`]: what a training set reads from each view, built from the project and a selection.
 //! - [`training_set`]: the driver: partition, join, and hand the rows to a sink (a lake dataset or a
 //!   stream for Arrow Flight).
+//! - [`cache`]: sources joined in memory, kept indexed for the next training sets over the same files.
 
+pub mod cache;
 pub mod plan;
 pub mod reader;
 pub mod training_set;
@@ -22,6 +24,10 @@ use plinth_runtime::storage::Locations;
 
 use crate::domain::pit::PitError;
 use crate::domain::selection::SelectionError;
+
+/// The default byte budget of the source cache: 512 MiB, two in-memory joins' worth of sources at the
+/// default partition size.
+pub const DEFAULT_CACHE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// What the offline store needs from the service: where the lake is, and where to spill.
 #[derive(Debug, Clone)]
@@ -42,11 +48,14 @@ pub struct OfflineContext {
     /// Training sets of at most this many rows come out in the entity rows' order; bigger ones come out
     /// in partition order (rows of the same join key together, input order within a partition).
     pub max_rows_to_reorder: usize,
+    /// Sources kept in memory between training sets ([`cache`]); shared by the clones of a context.
+    pub cache: Arc<cache::FeatureCache>,
 }
 
 impl OfflineContext {
     /// A context with the defaults: partitions chosen from input sizes (256 MiB each), batches of 64 Ki
-    /// rows, input order restored up to 5 M rows, scratch files under the system temp directory.
+    /// rows, input order restored up to 5 M rows, scratch files under the system temp directory, a
+    /// cache of [`DEFAULT_CACHE_BYTES`].
     pub fn new(locations: Arc<Locations>, lake_root: impl Into<String>) -> Self {
         Self {
             locations,
@@ -56,6 +65,7 @@ impl OfflineContext {
             target_partition_bytes: 256 * 1024 * 1024,
             batch_rows: 64 * 1024,
             max_rows_to_reorder: 5_000_000,
+            cache: Arc::new(cache::FeatureCache::new(DEFAULT_CACHE_BYTES)),
         }
     }
 }

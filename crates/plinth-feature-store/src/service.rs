@@ -124,6 +124,9 @@ pub async fn bind(config: &Config) -> Result<BoundFeatureStore, StartError> {
         .map_err(|err| StartError::Setup(format!("lake.root: {}", err.message)))?;
     let mut offline = OfflineContext::new(locations, config.lake.root.clone());
     offline.target_partition_bytes = config.training.partition_bytes;
+    offline.cache = Arc::new(crate::offline::cache::FeatureCache::new(
+        config.training.cache_bytes,
+    ));
     if let Some(dir) = &config.training.spill_dir {
         offline.scratch_dir = dir.clone();
     }

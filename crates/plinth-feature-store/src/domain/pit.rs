@@ -26,6 +26,7 @@
 //! Everything here is in memory; `crate::offline` partitions big inputs so that each call fits.
 
 pub mod columns;
+pub mod index;
 #[cfg(test)]
 pub(crate) mod reference;
 #[cfg(test)]

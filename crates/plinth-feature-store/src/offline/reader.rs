@@ -43,7 +43,7 @@ mod tests;
 use self::object_file::ObjectFile;
 
 /// A column to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReadColumn {
     /// Its name in the files.
     pub name: String,

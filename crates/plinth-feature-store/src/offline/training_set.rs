@@ -35,7 +35,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::domain::definitions::BatchLocation;
 use crate::domain::pit::columns::{arrow_type, key_type_fits, timestamps_micros, utc_micros_type};
+use crate::domain::pit::index::FeatureIndex;
 use crate::domain::pit::{EntityRows, FeatureRows, JoinOptions};
+use crate::offline::cache::{SourceKey, SourceVersion};
 use crate::offline::output::{LakeOutput, Output};
 use crate::offline::plan::{TrainingSetPlan, ViewPlan};
 use crate::offline::reader::{self, EventWindow, ReadColumn};
@@ -90,6 +92,9 @@ pub struct TrainingSetSummary {
     pub output_url: Option<String>,
     /// The Parquet files written, for a lake sink.
     pub files: usize,
+    /// The views joined against an index kept from an earlier training set
+    /// ([`crate::offline::cache`]), without reading their source.
+    pub cached_views: usize,
 }
 
 /// Builds the training set of `plan` for `entities` into `sink`. A lake output is visible only once
@@ -301,6 +306,7 @@ impl Job<'_> {
         let mut partition_counts = Vec::new();
         let mut collected = Vec::new();
         let mut emitted = 0_u64;
+        let mut cached_views = 0;
         if self.plan.views.is_empty() {
             // Nothing to join: the entity rows are the training set.
             let mut writer = PartitionWriter::new(&scratch, "entities", 1, Arc::clone(&schema));
@@ -342,16 +348,42 @@ impl Job<'_> {
             };
             if n_partitions == 1 {
                 // Both sides fit in memory: join them there, without a round trip through files.
+                let cache = &self.context.cache;
+                let key = SourceKey::of(&files, &feature_columns);
+                let version = SourceVersion::of(&files);
                 let entity = self.entities_in_memory(input, &schema, &mut stats).await?;
-                let features = self
-                    .features_in_memory(view, files, feature_columns, stats)
-                    .await?;
-                let joined =
-                    tokio::task::spawn_blocking(move || task.run_batches(&entity, &features))
+                let joined = if let Some(index) = cache.get(&key, &version) {
+                    cached_views += 1;
+                    tokio::task::spawn_blocking(move || task.run_indexed(&entity, &index))
                         .await
                         .map_err(|err| {
                             OfflineError::Arrow(format!("the in-memory join failed: {err}"))
-                        })??;
+                        })??
+                } else {
+                    // A source that may be kept is read whole, so that its index serves any window.
+                    let claim =
+                        cache.claim(&key, &version, files.total_bytes() * PARQUET_EXPANSION);
+                    let features = self
+                        .features_in_memory(view, files, feature_columns, stats, claim.is_none())
+                        .await?;
+                    let (joined, features) = tokio::task::spawn_blocking(move || {
+                        task.run_batches(&entity, &features)
+                            .map(|joined| (joined, (task, features)))
+                    })
+                    .await
+                    .map_err(|err| {
+                        OfflineError::Arrow(format!("the in-memory join failed: {err}"))
+                    })??;
+                    if let Some(claim) = claim {
+                        // Indexed after the answer's join, on a blocking thread; the next training
+                        // set over these files uses it.
+                        let (task, features) = features;
+                        tokio::task::spawn_blocking(move || {
+                            claim.finish(task.index(&features).ok())
+                        });
+                    }
+                    joined
+                };
                 input_bytes = 0;
                 input = PassInput::InMemory(Vec::new());
                 if last {
@@ -500,6 +532,7 @@ impl Job<'_> {
             in_input_order,
             output_url: None,
             files: 0,
+            cached_views,
         })
     }
 
@@ -610,22 +643,26 @@ impl Job<'_> {
         one_batch(schema, batches)
     }
 
-    /// The view's rows that can match an entity row, as one batch of the read columns.
+    /// The view's rows that can match an entity row (all its rows unless `windowed`), as one batch of
+    /// the read columns.
     async fn features_in_memory(
         &self,
         view: &ViewPlan,
         files: reader::SourceFiles,
         columns: Vec<ReadColumn>,
         stats: EntityStats,
+        windowed: bool,
     ) -> Result<RecordBatch, OfflineError> {
         let schema = read_schema(&columns);
-        let Some(window) = feature_window(view, stats) else {
+        let window = feature_window(view, stats);
+        if windowed && window.is_none() {
             return Ok(RecordBatch::new_empty(schema));
-        };
+        }
         // Big batches: they are concatenated into one anyway, and fewer means less to copy.
         let batch_rows = self.context.batch_rows.max(IN_MEMORY_BATCH_ROWS);
+        let window = window.filter(|_| windowed);
         let batches: Vec<RecordBatch> =
-            reader::read_batches(files, Some(columns), Some(window), batch_rows)
+            reader::read_batches(files, Some(columns), window, batch_rows)
                 .try_collect()
                 .await?;
         one_batch(&schema, batches)
@@ -789,16 +826,56 @@ impl PartitionJoin {
         entity: &RecordBatch,
         features: &RecordBatch,
     ) -> Result<RecordBatch, OfflineError> {
-        let entity_rows = EntityRows {
+        let joined = crate::domain::pit::join(
+            &self.entity_rows(entity)?,
+            &self.feature_rows(features)?,
+            &self.options,
+        )?;
+        self.output(entity, joined)
+    }
+
+    /// The join of `entity` against a kept index of the view's rows.
+    fn run_indexed(
+        &self,
+        entity: &RecordBatch,
+        index: &FeatureIndex,
+    ) -> Result<RecordBatch, OfflineError> {
+        let joined = index.join(&self.entity_rows(entity)?, &self.options)?;
+        self.output(entity, joined)
+    }
+
+    /// The view's rows read (`features`), indexed for later joins.
+    fn index(&self, features: &RecordBatch) -> Result<FeatureIndex, OfflineError> {
+        Ok(FeatureIndex::build(self.feature_rows(features)?)?)
+    }
+
+    fn output(
+        &self,
+        entity: &RecordBatch,
+        joined: Vec<ArrayRef>,
+    ) -> Result<RecordBatch, OfflineError> {
+        let mut columns = entity.columns().to_vec();
+        columns.extend(joined);
+        Ok(RecordBatch::try_new(
+            Arc::clone(&self.output_schema),
+            columns,
+        )?)
+    }
+
+    fn entity_rows(&self, entity: &RecordBatch) -> Result<EntityRows, OfflineError> {
+        Ok(EntityRows {
             keys: columns_at(entity, &self.key_positions),
             timestamps: timestamps_micros(
                 self.entity_schema.field(self.timestamp_position).name(),
                 entity.column(self.timestamp_position),
             )?,
-        };
+        })
+    }
+
+    fn feature_rows(&self, features: &RecordBatch) -> Result<FeatureRows, OfflineError> {
         let event_position = self.n_keys;
         let first_feature = event_position + 1 + usize::from(self.has_created);
-        let feature_rows = FeatureRows {
+        Ok(FeatureRows {
             keys: features.columns()[..self.n_keys].to_vec(),
             event_timestamps: timestamps_micros(
                 self.feature_schema.field(event_position).name(),
@@ -813,14 +890,7 @@ impl PartitionJoin {
                 None
             },
             features: features.columns()[first_feature..].to_vec(),
-        };
-        let joined = crate::domain::pit::join(&entity_rows, &feature_rows, &self.options)?;
-        let mut columns = entity.columns().to_vec();
-        columns.extend(joined);
-        Ok(RecordBatch::try_new(
-            Arc::clone(&self.output_schema),
-            columns,
-        )?)
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::columns::{key_type_fits, timestamps_micros};
+use super::index::FeatureIndex;
 use super::{
     EntityRows, FeatureRows, JoinOptions, KeyGroups, NO_GROUP, PARALLEL_MIN_ROWS, PitError,
     fill_parallel, join, reference, winners, winners_on,
@@ -58,8 +59,13 @@ fn check(
 ) {
     let fast = winners(entity, features, &options).unwrap();
     let slow = reference::winners(entity, features, &options).unwrap();
+    let indexed = FeatureIndex::build(features.clone())
+        .unwrap()
+        .winners(entity, &options)
+        .unwrap();
     assert_eq!(winner_list(&fast), expected, "fast join");
     assert_eq!(winner_list(&slow), expected, "reference join");
+    assert_eq!(winner_list(&indexed), expected, "indexed join");
 }
 
 #[test]
@@ -365,9 +371,27 @@ fn the_fast_join_equals_the_brute_force_join_on_random_data() {
             case.entity,
             case.features
         );
+        let index = FeatureIndex::build(case.features.clone()).unwrap();
+        let indexed = index.winners(&case.entity, &case.options).unwrap();
+        assert_eq!(
+            winner_list(&indexed),
+            winner_list(&slow),
+            "case {case_idx} (indexed): options {:?}\nentity {:?}\nfeatures {:?}",
+            case.options,
+            case.entity,
+            case.features
+        );
         let fast_columns = join(&case.entity, &case.features, &case.options).unwrap();
         let slow_columns = reference::join(&case.entity, &case.features, &case.options).unwrap();
+        let indexed_columns = index.join(&case.entity, &case.options).unwrap();
         assert_eq!(fast_columns.len(), slow_columns.len());
+        for (indexed_column, slow_column) in indexed_columns.iter().zip(&slow_columns) {
+            assert_eq!(
+                indexed_column.to_data(),
+                slow_column.to_data(),
+                "case {case_idx}"
+            );
+        }
         for (fast_column, slow_column) in fast_columns.iter().zip(&slow_columns) {
             assert_eq!(
                 fast_column.to_data(),
@@ -393,6 +417,13 @@ fn several_views_joined_to_the_same_entity_rows_each_equal_the_reference() {
             let fast = winners(&first.entity, &other.features, &other.options).unwrap();
             let slow = reference::winners(&first.entity, &other.features, &other.options).unwrap();
             assert_eq!(winner_list(&fast), winner_list(&slow));
+            // One index serves every entity row set.
+            let index = FeatureIndex::build(other.features.clone()).unwrap();
+            for entity in [&first.entity, &other.entity] {
+                let indexed = index.winners(entity, &other.options).unwrap();
+                let slow = reference::winners(entity, &other.features, &other.options).unwrap();
+                assert_eq!(winner_list(&indexed), winner_list(&slow));
+            }
         }
     }
 }

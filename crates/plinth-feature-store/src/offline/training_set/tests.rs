@@ -352,6 +352,8 @@ struct Fixture {
     lake: Lake,
     plan: TrainingSetPlan,
     entities: RecordBatch,
+    /// The driver rows as the reader sees them.
+    drivers: RecordBatch,
     expected: Vec<ArrayRef>,
 }
 
@@ -387,6 +389,7 @@ fn fixture_with(
         lake,
         plan,
         entities,
+        drivers,
         expected,
     }
 }
@@ -790,4 +793,121 @@ async fn inputs_that_fit_in_memory_are_joined_there_with_the_same_rows_in_entity
         assert!(summary.in_input_order);
         assert_eq!(summary.rows, 400);
     }
+}
+
+/// Builds the fixture's training set into the lake dataset `name` and checks its rows against
+/// `expected`; returns how many views came from the cache.
+async fn build_and_check(fixture: &Fixture, name: &str, expected: &[ArrayRef]) -> usize {
+    let summary = build_training_set(
+        &fixture.lake.context,
+        fixture.plan.clone(),
+        EntityInput::Batches(vec![fixture.entities.clone()]),
+        OutputSink::LakeDataset(name.to_owned()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.partitions, vec![1, 1]);
+    let files = list_files(
+        &fixture.lake.context,
+        &BatchLocation::LakeDataset(name.to_owned()),
+    )
+    .await
+    .unwrap();
+    let batches: Vec<RecordBatch> = read_batches(files, None, None, 1000)
+        .try_collect()
+        .await
+        .unwrap();
+    let output = concat_batches(&batches[0].schema(), &batches).unwrap();
+    assert_columns(&output, expected);
+    summary.cached_views
+}
+
+/// Repeats the fixture's training set until both views come from the cache (the index is built after
+/// a call answers); each call's rows must equal `expected`.
+async fn until_both_views_are_cached(fixture: &Fixture, prefix: &str, expected: &[ArrayRef]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    for attempt in 0.. {
+        let cached = build_and_check(fixture, &format!("{prefix}_{attempt}"), expected).await;
+        if cached == 2 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sources were not kept after {attempt} calls"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_kept_source_gives_the_same_rows_until_a_file_changes() {
+    for filter in [false, true] {
+        let mut fixture = fixture(17, 400, filter);
+        fixture.lake.context.partitions = None;
+        assert_eq!(
+            build_and_check(&fixture, "first", &fixture.expected).await,
+            0
+        );
+        until_both_views_are_cached(&fixture, "kept", &fixture.expected).await;
+        assert!(fixture.lake.context.cache.bytes() > 0);
+
+        // Rewrite one customer file with other values: that view is read anew, the drivers stay kept.
+        let mut rng = StdRng::seed_from_u64(99);
+        let customers = customer_rows(&mut rng, 200);
+        let customer_dir = fixture.lake.root.parent().unwrap().join("customers");
+        write_parquet(&customer_dir.join("a.parquet"), &customers.slice(0, 120));
+        write_parquet(&customer_dir.join("b.parquet"), &customers.slice(120, 80));
+        let changed = expected(&fixture.entities, &fixture.drivers, &customers, filter);
+        assert_ne!(
+            changed.last().unwrap().to_data(),
+            fixture.expected.last().unwrap().to_data(),
+            "the rewrite must change the customers' feature"
+        );
+        assert_eq!(build_and_check(&fixture, "changed", &changed).await, 1);
+        until_both_views_are_cached(&fixture, "changed_kept", &changed).await;
+    }
+}
+
+#[tokio::test]
+async fn a_cache_of_zero_bytes_keeps_nothing() {
+    let mut fixture = fixture(19, 300, false);
+    fixture.lake.context.partitions = None;
+    fixture.lake.context.cache = Arc::new(crate::offline::cache::FeatureCache::new(0));
+    for attempt in 0..4 {
+        let cached = build_and_check(&fixture, &format!("off_{attempt}"), &fixture.expected).await;
+        assert_eq!(cached, 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fixture.lake.context.cache.bytes(), 0);
+}
+
+#[tokio::test]
+async fn entity_rows_without_timestamps_do_not_keep_an_empty_source() {
+    let mut fixture = fixture(23, 200, false);
+    fixture.lake.context.partitions = None;
+    // First, entity rows whose timestamps are all null: no feature row can match them.
+    let mut columns = fixture.entities.columns().to_vec();
+    columns[2] = arrow::array::new_null_array(columns[2].data_type(), columns[2].len());
+    let fields: Vec<arrow::datatypes::Field> = fixture
+        .entities
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| field.as_ref().clone().with_nullable(true))
+        .collect();
+    let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+    let timeless = RecordBatch::try_new(Arc::clone(&schema), columns).unwrap();
+    let entities = RecordBatch::try_new(schema, fixture.entities.columns().to_vec()).unwrap();
+    fixture.entities = entities;
+    let summary = build_training_set(
+        &fixture.lake.context,
+        fixture.plan.clone(),
+        EntityInput::Batches(vec![timeless]),
+        OutputSink::LakeDataset("timeless".to_owned()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.rows, 200);
+    // Then the real ones, until both views come from the cache: every call has the full rows.
+    until_both_views_are_cached(&fixture, "timed", &fixture.expected).await;
 }
