@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, SchemaRef};
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -230,10 +230,13 @@ pub(crate) fn encode_parquet(
     batches: &[RecordBatch],
 ) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     let mut properties = WriterProperties::builder().set_compression(Compression::SNAPPY);
-    // Feature values in floating point are nearly all distinct: a dictionary only costs time (hashing
-    // every value) and space (the dictionary plus the indices). Keys, labels and categories keep theirs.
-    for field in schema.fields() {
-        if field.data_type().is_floating() {
+    // Feature values in floating point are nearly all distinct, and so are most integer and time
+    // columns of a training set (event times, ids): a dictionary only costs time (hashing every value)
+    // and space (the dictionary plus the indices). Integer and time columns keep theirs when a sample
+    // of the first batch repeats values (a key with few values, a label); strings always do.
+    for (position, field) in schema.fields().iter().enumerate() {
+        let column = batches.first().map(|batch| batch.column(position));
+        if field.data_type().is_floating() || column.is_some_and(mostly_distinct) {
             properties = properties
                 .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
         }
@@ -243,6 +246,35 @@ pub(crate) fn encode_parquet(
         .max_row_group_row_count()
         .unwrap_or(DEFAULT_MAX_ROW_GROUP_ROW_COUNT);
     encode_in_row_groups(schema, batches, properties, row_group_rows)
+}
+
+/// Values sampled from a column to tell whether a dictionary pays.
+const DICTIONARY_SAMPLE: usize = 4096;
+
+/// Whether an integer, date or timestamp column holds mostly distinct values: over half of an evenly
+/// spaced sample. Other types: no.
+fn mostly_distinct(column: &ArrayRef) -> bool {
+    let fixed_width = column.data_type().is_integer()
+        || matches!(
+            column.data_type(),
+            DataType::Timestamp(_, _) | DataType::Date32 | DataType::Date64
+        );
+    if !fixed_width || column.len() < 2 {
+        return false;
+    }
+    let Ok(values) = arrow::compute::cast(column, &DataType::Int64) else {
+        return false;
+    };
+    let Some(values) = values.as_any().downcast_ref::<Int64Array>() else {
+        return false;
+    };
+    let step = values.len().div_ceil(DICTIONARY_SAMPLE).max(1);
+    let sample: std::collections::HashSet<Option<i64>> = (0..values.len())
+        .step_by(step)
+        .map(|row| values.is_valid(row).then(|| values.value(row)))
+        .collect();
+    let sampled = values.len().div_ceil(step);
+    sample.len() * 2 > sampled
 }
 
 fn encode_in_row_groups(
@@ -418,6 +450,59 @@ mod tests {
         let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
         let written = arrow::compute::concat_batches(&schema, &batches).unwrap();
         assert_eq!(read.columns(), written.columns());
+    }
+
+    #[test]
+    fn columns_of_mostly_distinct_numbers_or_times_are_written_without_a_dictionary() {
+        use arrow::array::{Float64Array, TimestampMicrosecondArray};
+        use parquet::basic::Encoding;
+        let rows = 10_000_i64;
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "id",
+                Arc::new(Int64Array::from_iter_values(0..rows)) as ArrayRef,
+            ),
+            (
+                "key",
+                Arc::new(Int64Array::from_iter_values((0..rows).map(|i| i % 7))) as ArrayRef,
+            ),
+            (
+                "ts",
+                Arc::new(TimestampMicrosecondArray::from_iter_values(
+                    (0..rows).map(|i| i * 1_000),
+                )),
+            ),
+            (
+                "name",
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("n{i}")),
+                )),
+            ),
+            (
+                "x",
+                Arc::new(Float64Array::from_iter_values(
+                    (0..rows).map(|i| i as f64 % 3.0),
+                )),
+            ),
+        ])
+        .unwrap();
+        let bytes = encode_parquet(batch.schema(), std::slice::from_ref(&batch)).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
+        let group = reader.metadata().row_group(0);
+        let dictionary = |column: usize| {
+            group
+                .column(column)
+                .encodings()
+                .any(|encoding| encoding == Encoding::RLE_DICTIONARY)
+        };
+        assert!(!dictionary(0), "distinct ids");
+        assert!(dictionary(1), "a key with 7 values");
+        assert!(!dictionary(2), "distinct times");
+        assert!(dictionary(3), "strings keep theirs");
+        assert!(!dictionary(4), "floating point never");
+        let read: Vec<RecordBatch> = reader.build().unwrap().collect::<Result<_, _>>().unwrap();
+        let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
+        assert_eq!(read.columns(), batch.columns());
     }
 
     #[test]
