@@ -672,16 +672,27 @@ impl SortedFeatures {
 }
 
 fn check_shapes(entity: &EntityRows, features: &FeatureRows) -> Result<(), PitError> {
-    if entity.keys.len() != features.keys.len() {
+    check_entity_shapes(entity, features.keys.len())?;
+    check_feature_shapes(features)
+}
+
+/// Checks that the entity rows have `n_keys` key columns, each as long as the timestamps.
+fn check_entity_shapes(entity: &EntityRows, n_keys: usize) -> Result<(), PitError> {
+    if entity.keys.len() != n_keys {
         return Err(PitError::KeyCountMismatch {
             entity: entity.keys.len(),
-            features: features.keys.len(),
+            features: n_keys,
         });
     }
     let n_entities = entity.timestamps.len();
     for (position, key) in entity.keys.iter().enumerate() {
         check_length(&format!("entity key {position}"), n_entities, key.len())?;
     }
+    Ok(())
+}
+
+/// Checks that every column of the feature rows has as many rows as the event times.
+fn check_feature_shapes(features: &FeatureRows) -> Result<(), PitError> {
     let n_features = features.event_timestamps.len();
     for (position, key) in features.keys.iter().enumerate() {
         check_length(&format!("feature key {position}"), n_features, key.len())?;

@@ -18,7 +18,8 @@ use arrow::row::{RowConverter, SortField};
 
 use super::{
     BuildIntHasher, Candidate, FeatureRows, JoinOptions, KeyGroups, NO_GROUP, PitError,
-    SortedFeatures, all_valid, check_length, fill_parallel, group_number, normalize_keys,
+    SortedFeatures, all_valid, check_entity_shapes, check_feature_shapes, fill_parallel,
+    group_number, normalize_keys,
 };
 use crate::domain::pit::EntityRows;
 
@@ -57,16 +58,7 @@ impl FeatureIndex {
     /// Numbers the rows' keys and sorts each key's rows by time. Rows with a null key or event time
     /// are left out (they are never a candidate).
     pub fn build(features: FeatureRows) -> Result<Self, PitError> {
-        let n_rows = features.event_timestamps.len();
-        for (position, key) in features.keys.iter().enumerate() {
-            check_length(&format!("feature key {position}"), n_rows, key.len())?;
-        }
-        if let Some(created) = &features.created_timestamps {
-            check_length("created timestamp", n_rows, created.len())?;
-        }
-        for (position, feature) in features.features.iter().enumerate() {
-            check_length(&format!("feature {position}"), n_rows, feature.len())?;
-        }
+        check_feature_shapes(&features)?;
         let keys = normalize_keys("feature", &features.keys)?;
         let key_types: Vec<DataType> = keys.iter().map(|key| key.data_type().clone()).collect();
         let (lookup, groups) = number_keys(&keys)?;
@@ -91,16 +83,8 @@ impl FeatureIndex {
         entity: &EntityRows,
         options: &JoinOptions,
     ) -> Result<UInt64Array, PitError> {
-        if entity.keys.len() != self.key_types.len() {
-            return Err(PitError::KeyCountMismatch {
-                entity: entity.keys.len(),
-                features: self.key_types.len(),
-            });
-        }
+        check_entity_shapes(entity, self.key_types.len())?;
         let n_entities = entity.timestamps.len();
-        for (position, key) in entity.keys.iter().enumerate() {
-            check_length(&format!("entity key {position}"), n_entities, key.len())?;
-        }
         let keys = normalize_keys("entity", &entity.keys)?;
         for (position, (key, feature_type)) in keys.iter().zip(&self.key_types).enumerate() {
             if key.data_type() != feature_type {
@@ -218,12 +202,7 @@ impl FeatureIndex {
 fn number_keys(keys: &[ArrayRef]) -> Result<(KeyLookup, KeyGroups), PitError> {
     let n_rows = keys.first().map_or(0, |key| key.len());
     if keys.is_empty() {
-        let groups = KeyGroups {
-            entity: Vec::new(),
-            feature: Vec::new(),
-            count: 1,
-        };
-        return Ok((KeyLookup::Global, groups));
+        return Ok((KeyLookup::Global, feature_groups(Vec::new(), 1)));
     }
     let mut feature = vec![NO_GROUP; n_rows];
     if let [key] = keys
@@ -246,12 +225,7 @@ fn number_keys(keys: &[ArrayRef]) -> Result<(KeyLookup, KeyGroups), PitError> {
             previous = Some((value, group));
             feature[row_idx] = group;
         }
-        let count = numbers.len();
-        let groups = KeyGroups {
-            entity: Vec::new(),
-            feature,
-            count,
-        };
+        let groups = feature_groups(feature, numbers.len());
         return Ok((KeyLookup::Int(numbers), groups));
     }
     let converter = RowConverter::new(
@@ -277,11 +251,15 @@ fn number_keys(keys: &[ArrayRef]) -> Result<(KeyLookup, KeyGroups), PitError> {
         };
         feature[row_idx] = group;
     }
-    let count = numbers.len();
-    let groups = KeyGroups {
+    let groups = feature_groups(feature, numbers.len());
+    Ok((KeyLookup::Rows { converter, numbers }, groups))
+}
+
+/// The groups of the feature rows alone (an index has no entity rows until it is joined).
+fn feature_groups(feature: Vec<u32>, count: usize) -> KeyGroups {
+    KeyGroups {
         entity: Vec::new(),
         feature,
         count,
-    };
-    Ok((KeyLookup::Rows { converter, numbers }, groups))
+    }
 }

@@ -394,6 +394,18 @@ fn fixture_with(
     }
 }
 
+/// The rows of lake dataset `name`, as one batch.
+async fn read_dataset(context: &OfflineContext, name: &str) -> RecordBatch {
+    let files = list_files(context, &BatchLocation::LakeDataset(name.to_owned()))
+        .await
+        .unwrap();
+    let batches: Vec<RecordBatch> = read_batches(files, None, None, 1000)
+        .try_collect()
+        .await
+        .unwrap();
+    concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
 fn assert_columns(batch: &RecordBatch, expected: &[ArrayRef]) {
     assert_eq!(batch.num_columns(), expected.len());
     for (position, (found, wanted)) in batch.columns().iter().zip(expected).enumerate() {
@@ -428,17 +440,7 @@ async fn a_lake_training_set_equals_the_reference_join_in_entity_order() {
         assert!(output.join("_SUCCESS").exists());
         assert!(!output.join("_temporary").exists());
 
-        let files = list_files(
-            &fixture.lake.context,
-            &BatchLocation::LakeDataset("training".to_owned()),
-        )
-        .await
-        .unwrap();
-        let batches: Vec<RecordBatch> = read_batches(files, None, None, 1000)
-            .try_collect()
-            .await
-            .unwrap();
-        let output = concat_batches(&batches[0].schema(), &batches).unwrap();
+        let output = read_dataset(&fixture.lake.context, "training").await;
         let schema = output.schema();
         let names: Vec<&str> = schema
             .fields()
@@ -807,17 +809,7 @@ async fn build_and_check(fixture: &Fixture, name: &str, expected: &[ArrayRef]) -
     .await
     .unwrap();
     assert_eq!(summary.partitions, vec![1, 1]);
-    let files = list_files(
-        &fixture.lake.context,
-        &BatchLocation::LakeDataset(name.to_owned()),
-    )
-    .await
-    .unwrap();
-    let batches: Vec<RecordBatch> = read_batches(files, None, None, 1000)
-        .try_collect()
-        .await
-        .unwrap();
-    let output = concat_batches(&batches[0].schema(), &batches).unwrap();
+    let output = read_dataset(&fixture.lake.context, name).await;
     assert_columns(&output, expected);
     summary.cached_views
 }
