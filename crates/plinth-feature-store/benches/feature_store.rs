@@ -34,6 +34,7 @@ static ALLOCATOR: plinth_runtime::allocator::Allocator = plinth_runtime::allocat
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -397,7 +398,9 @@ impl FeastServer {
             .port();
         let feast = python.with_file_name("feast");
         let log = std::fs::File::create(repo.join("serve.log"))?;
+        // A process group of its own, so that stopping it stops gunicorn's master and workers too.
         let child = Command::new(&feast)
+            .process_group(0)
             .arg("-c")
             .arg(repo)
             .args(["serve", "-h", "127.0.0.1", "-p"])
@@ -415,12 +418,33 @@ impl FeastServer {
     }
 }
 
+impl FeastServer {
+    /// Sends `signal` to the server's whole process group; whether any of it was there.
+    fn signal(&self, signal: &str) -> bool {
+        Command::new("kill")
+            .args([signal, "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+
+    /// Stops the server and waits until none of its processes is left: `feast serve` runs a gunicorn
+    /// master and workers, which outlive the CLI process by a second or more, and the next case must
+    /// not share the cores with Feast's shutdown.
+    async fn stop(mut self) {
+        self.signal("-TERM");
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.signal("-0") && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 impl Drop for FeastServer {
     fn drop(&mut self) {
-        // `feast serve` runs gunicorn workers under it; SIGTERM lets the master stop them.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        // After `stop`, or on an early return: whatever is left of the group goes.
+        self.signal("-KILL");
         let _ = self.child.wait();
     }
 }
@@ -912,7 +936,9 @@ async fn online(
             results.online.push((target, batch, measured));
         }
     }
-    drop(feast);
+    if let Some(feast) = feast {
+        feast.stop().await;
+    }
     Ok(())
 }
 
