@@ -412,7 +412,6 @@ struct KeyGroups {
 impl KeyGroups {
     fn new(entity_keys: &[ArrayRef], feature_keys: &[ArrayRef]) -> Result<Self, PitError> {
         let n_entities = entity_keys.first().map_or(0, |key| key.len());
-        let n_features = feature_keys.first().map_or(0, |key| key.len());
         if entity_keys.is_empty() {
             return Ok(Self {
                 entity: Vec::new(),
@@ -452,16 +451,7 @@ impl KeyGroups {
                     .or_insert(next),
             );
         }
-        let mut feature = vec![NO_GROUP; n_features];
-        fill_parallel(&mut feature, |row_idx| {
-            if !feature_valid[row_idx] {
-                return NO_GROUP;
-            }
-            numbers
-                .get(feature_rows.row(row_idx).data())
-                .copied()
-                .unwrap_or(NO_GROUP)
-        });
+        let feature = groups_of_rows(&feature_rows, &feature_valid, &numbers);
         Ok(Self {
             entity,
             feature,
@@ -539,6 +529,25 @@ impl KeyGroups {
     fn entity_group(&self, row_idx: usize) -> u32 {
         self.entity.get(row_idx).copied().unwrap_or(0)
     }
+}
+
+/// Each row's group by its row-encoded key in `numbers`; [`NO_GROUP`] where a key part is null
+/// (`valid` false) or the key is not numbered.
+fn groups_of_rows<K>(rows: &arrow::row::Rows, valid: &[bool], numbers: &HashMap<K, u32>) -> Vec<u32>
+where
+    K: std::borrow::Borrow<[u8]> + std::hash::Hash + Eq + Sync,
+{
+    let mut groups = vec![NO_GROUP; valid.len()];
+    fill_parallel(&mut groups, |row_idx| {
+        if !valid[row_idx] {
+            return NO_GROUP;
+        }
+        numbers
+            .get(rows.row(row_idx).data())
+            .copied()
+            .unwrap_or(NO_GROUP)
+    });
+    groups
 }
 
 fn group_number(count: usize) -> Result<u32, PitError> {

@@ -19,7 +19,7 @@ use arrow::row::{RowConverter, SortField};
 use super::{
     BuildIntHasher, Candidate, FeatureRows, JoinOptions, KeyGroups, NO_GROUP, PitError,
     SortedFeatures, all_valid, check_entity_shapes, check_feature_shapes, fill_parallel,
-    group_number, normalize_keys,
+    group_number, groups_of_rows, normalize_keys,
 };
 use crate::domain::pit::EntityRows;
 
@@ -69,11 +69,6 @@ impl FeatureIndex {
             lookup,
             sorted,
         })
-    }
-
-    /// The feature rows indexed: as given to [`FeatureIndex::build`].
-    pub fn features(&self) -> &FeatureRows {
-        &self.features
     }
 
     /// For each entity row, the index of its winning feature row, null where there is none; equal to
@@ -181,16 +176,7 @@ impl FeatureIndex {
             }
             KeyLookup::Rows { converter, numbers } => {
                 let rows = converter.convert_columns(keys)?;
-                let valid = all_valid(keys);
-                fill_parallel(&mut groups, |row_idx| {
-                    if !valid[row_idx] {
-                        return NO_GROUP;
-                    }
-                    numbers
-                        .get(rows.row(row_idx).data())
-                        .copied()
-                        .unwrap_or(NO_GROUP)
-                });
+                groups = groups_of_rows(&rows, &all_valid(keys), numbers);
             }
         }
         Ok(groups)
