@@ -18,8 +18,9 @@
 //!   bounds) reading the same N records.
 //! - **lake**: a lake sink created through the gateway API landing a topic of N records as Parquet,
 //!   timed from `CreateLakeSink` until `ListLakeSinks` reports every record landed, beside a plain loop
-//!   over the same framed records: JSON into Arrow with `domain::records::to_record_batch`, Parquet with
-//!   `domain::lake_file::encode_parquet`, files written to a local dir.
+//!   over the same framed records: JSON text into Arrow with `domain::records::text_to_record_batch`
+//!   (what the sink uses), Parquet with `domain::lake_file::encode_parquet`, files written to a local
+//!   dir.
 //!
 //! Each figure is printed with its ratio and PASS/MISS against the goal, followed by
 //! machine-readable `BENCH_RESULT` lines. A miss is reported, never asserted; only a failed request or
@@ -41,7 +42,7 @@ use futures::StreamExt as _;
 use plinth_datahub::config::KafkaConfig;
 use plinth_datahub::domain::lake_file::encode_parquet;
 use plinth_datahub::domain::lake_schema::derive_lake_schema;
-use plinth_datahub::domain::records::{KafkaMetadata, LakeRecord, to_record_batch};
+use plinth_datahub::domain::records::{KafkaMetadata, TextRecords, text_to_record_batch};
 use plinth_datahub::domain::wire_format;
 use plinth_datahub::kafka::{consumer_config, producer_config};
 use plinth_datahub::local_broker::{LocalBroker, Storage};
@@ -138,7 +139,7 @@ impl Case {
         match self {
             Case::Produce => "produce (ProduceStream vs FutureProducer)",
             Case::Subscribe => "subscribe (Subscribe vs StreamConsumer)",
-            Case::Lake => "lake (sink vs to_record_batch+Parquet)",
+            Case::Lake => "lake (sink vs text_to_record_batch+Parquet)",
         }
     }
 
@@ -1000,25 +1001,25 @@ fn raw_lake(
     std::fs::create_dir_all(dir)?;
     let mut written = 0;
     for partition in 0..LAKE_PARTITIONS {
-        let records: Vec<LakeRecord> = framed
+        let mut records = TextRecords::new();
+        for (offset, (_, bytes)) in framed
             .iter()
             .enumerate()
             .filter(|(index, _)| lake_partition(*index) == partition)
             .enumerate()
-            .map(|(offset, (_, bytes))| {
-                let (schema_id, json) = wire_format::decode(bytes)?;
-                Ok(LakeRecord {
-                    value: serde_json::from_slice(json)?,
-                    kafka: KafkaMetadata {
-                        partition,
-                        offset: offset as i64,
-                        timestamp_ms,
-                        schema_id: schema_id as i32,
-                    },
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let batch = to_record_batch(schema, &records)?;
+        {
+            let (schema_id, json) = wire_format::decode(bytes)?;
+            records.push(
+                json,
+                KafkaMetadata {
+                    partition,
+                    offset: offset as i64,
+                    timestamp_ms,
+                    schema_id: schema_id as i32,
+                },
+            );
+        }
+        let batch = text_to_record_batch(schema, &records, 0..records.len())?;
         let bytes = encode_parquet(schema, &[batch])?;
         written += bytes.len() as u64;
         std::fs::write(dir.join(format!("partition-{partition}.parquet")), bytes)?;
@@ -1084,7 +1085,7 @@ async fn bench_lake(services: &Services, count: usize) -> anyhow::Result<Report>
             .await??;
     }
 
-    eprintln!("== lake: raw to_record_batch + encode_parquet, {count} records");
+    eprintln!("== lake: raw text_to_record_batch + encode_parquet, {count} records");
     let started = Instant::now();
     let raw_bytes = {
         let (schema, framed, dir) = (

@@ -5,6 +5,7 @@
 //! Properties the lake schema does not declare are dropped, missing optional ones become nulls, and
 //! values of JSON text columns are stored as their `serde_json::to_string` text.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -80,46 +81,239 @@ pub fn to_record_batch(
     schema: &SchemaRef,
     records: &[LakeRecord],
 ) -> Result<RecordBatch, RecordsError> {
-    let user_field_count = user_field_count(schema)?;
-    let user_fields: Fields = schema.fields()[..user_field_count]
-        .iter()
-        .cloned()
-        .collect();
+    let user_fields = user_fields(schema)?;
+    let user_columns = value_columns(
+        &user_fields,
+        records.iter().map(|record| (&record.value, record.kafka)),
+    )?;
+    with_system_columns(
+        schema,
+        user_columns,
+        records.iter().map(|record| &record.kafka),
+    )
+}
 
-    let values: Vec<Value> = records
-        .iter()
-        .map(|record| encode_json_text(&user_fields, &record.value))
-        .collect();
-    let user_columns = match decode_user_columns(user_fields.clone(), &values) {
-        Ok(columns) => columns,
-        Err(source) => {
-            return Err(first_record_that_does_not_fit(
-                &user_fields,
-                records,
-                &values,
-                source,
-            ));
+/// Records kept as their JSON text, one after another, with their Kafka metadata: what the lake sink
+/// buffers, so that a record's text is parsed once, straight into Arrow, when its file is written
+/// ([`text_to_record_batch`]), instead of into a `serde_json::Value` first.
+#[derive(Debug, Clone, Default)]
+pub struct TextRecords {
+    /// The records' text, each followed by a newline.
+    text: Vec<u8>,
+    /// Where each record's text ends in `text` (exclusive, before its newline).
+    ends: Vec<usize>,
+    kafka: Vec<KafkaMetadata>,
+}
+
+impl TextRecords {
+    /// No records.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends one record: `json` must be one JSON value (the caller checked it parses).
+    pub fn push(&mut self, json: &[u8], kafka: KafkaMetadata) {
+        self.text.extend_from_slice(json);
+        self.ends.push(self.text.len());
+        self.text.push(b'\n');
+        self.kafka.push(kafka);
+    }
+
+    /// The number of records.
+    pub fn len(&self) -> usize {
+        self.kafka.len()
+    }
+
+    /// Whether there are no records.
+    pub fn is_empty(&self) -> bool {
+        self.kafka.is_empty()
+    }
+
+    /// Every record's Kafka metadata, in order.
+    pub fn metadata(&self) -> &[KafkaMetadata] {
+        &self.kafka
+    }
+
+    /// Where record `index`'s text starts.
+    fn start(&self, index: usize) -> usize {
+        match index.checked_sub(1) {
+            Some(previous) => self.ends[previous] + 1,
+            None => 0,
+        }
+    }
+
+    /// The text of the records in `range`, newline-separated.
+    fn text_of(&self, range: &Range<usize>) -> &[u8] {
+        if range.is_empty() {
+            return &[];
+        }
+        &self.text[self.start(range.start)..self.ends[range.end - 1]]
+    }
+
+    /// The text of record `index`.
+    fn record(&self, index: usize) -> &[u8] {
+        &self.text[self.start(index)..self.ends[index]]
+    }
+}
+
+/// Builds one batch of `schema` (a lake schema) from the records of `records` in `range`, in order: the
+/// same batch [`to_record_batch`] builds from the records' parsed values. Each record's text is decoded
+/// straight into the Arrow columns, except for schemas with JSON text columns, whose values need the
+/// parsed record.
+pub fn text_to_record_batch(
+    schema: &SchemaRef,
+    records: &TextRecords,
+    range: Range<usize>,
+) -> Result<RecordBatch, RecordsError> {
+    let user_fields = user_fields(schema)?;
+    let Some(metadata) = records.kafka.get(range.clone()) else {
+        return Err(RecordsError::Decode {
+            source: ArrowError::InvalidArgumentError(format!(
+                "records {range:?} asked of {} records",
+                records.len()
+            )),
+        });
+    };
+    let user_columns = if user_fields.iter().any(holds_json_text) {
+        let values = range
+            .clone()
+            .map(|index| {
+                serde_json::from_slice::<Value>(records.record(index)).map_err(|err| {
+                    RecordsError::RecordDoesNotFit {
+                        partition: records.kafka[index].partition,
+                        offset: records.kafka[index].offset,
+                        source: ArrowError::JsonError(err.to_string()),
+                    }
+                })
+            })
+            .collect::<Result<Vec<Value>, RecordsError>>()?;
+        value_columns(&user_fields, values.iter().zip(metadata.iter().copied()))?
+    } else {
+        match decode_user_text(&user_fields, records.text_of(&range), range.len()) {
+            Ok(columns) => columns,
+            Err(source) => {
+                let first = range.clone().find_map(|index| {
+                    decode_user_text(&user_fields, records.record(index), 1)
+                        .err()
+                        .map(|source| (index, source))
+                });
+                return Err(match first {
+                    Some((index, source)) => RecordsError::RecordDoesNotFit {
+                        partition: records.kafka[index].partition,
+                        offset: records.kafka[index].offset,
+                        source,
+                    },
+                    None => RecordsError::Decode { source },
+                });
+            }
         }
     };
+    with_system_columns(schema, user_columns, metadata.iter())
+}
 
-    let mut columns = user_columns;
+/// The user columns of a lake schema (all but the system columns).
+fn user_fields(schema: &Schema) -> Result<Fields, RecordsError> {
+    let user_field_count = user_field_count(schema)?;
+    Ok(schema.fields()[..user_field_count]
+        .iter()
+        .cloned()
+        .collect())
+}
+
+/// Whether `field` or a field inside it is a JSON text column.
+fn holds_json_text(field: &FieldRef) -> bool {
+    is_json_text(field)
+        || match field.data_type() {
+            DataType::Struct(children) => children.iter().any(holds_json_text),
+            DataType::List(item) | DataType::LargeList(item) => holds_json_text(item),
+            _ => false,
+        }
+}
+
+/// The user columns of parsed records, through arrow-json's serializer.
+fn value_columns<'a>(
+    user_fields: &Fields,
+    records: impl Iterator<Item = (&'a Value, KafkaMetadata)>,
+) -> Result<Vec<ArrayRef>, RecordsError> {
+    let (values, metadata): (Vec<Value>, Vec<KafkaMetadata>) = records
+        .map(|(value, kafka)| (encode_json_text(user_fields, value), kafka))
+        .unzip();
+    decode_user_columns(user_fields.clone(), &values)
+        .map_err(|source| first_record_that_does_not_fit(user_fields, &metadata, &values, source))
+}
+
+/// Appends the system columns to `user_columns`.
+fn with_system_columns<'a>(
+    schema: &SchemaRef,
+    mut columns: Vec<ArrayRef>,
+    metadata: impl Iterator<Item = &'a KafkaMetadata> + Clone,
+) -> Result<RecordBatch, RecordsError> {
     columns.push(Arc::new(Int32Array::from_iter_values(
-        records.iter().map(|record| record.kafka.partition),
+        metadata.clone().map(|kafka| kafka.partition),
     )));
     columns.push(Arc::new(Int64Array::from_iter_values(
-        records.iter().map(|record| record.kafka.offset),
+        metadata.clone().map(|kafka| kafka.offset),
     )));
     columns.push(Arc::new(
         TimestampMillisecondArray::from_iter_values(
-            records.iter().map(|record| record.kafka.timestamp_ms),
+            metadata.clone().map(|kafka| kafka.timestamp_ms),
         )
         .with_timezone("UTC"),
     ));
     columns.push(Arc::new(Int32Array::from_iter_values(
-        records.iter().map(|record| record.kafka.schema_id),
+        metadata.map(|kafka| kafka.schema_id),
     )));
     RecordBatch::try_new(Arc::clone(schema), columns)
         .map_err(|source| RecordsError::Decode { source })
+}
+
+/// Decodes `rows` newline-separated JSON records into the user columns.
+fn decode_user_text(
+    user_fields: &Fields,
+    text: &[u8],
+    rows: usize,
+) -> Result<Vec<ArrayRef>, ArrowError> {
+    if user_fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    let decode_schema = Arc::new(Schema::new(
+        user_fields
+            .iter()
+            .map(without_time_zones)
+            .collect::<Fields>(),
+    ));
+    let mut decoder = ReaderBuilder::new(Arc::clone(&decode_schema))
+        .with_batch_size(rows.max(1))
+        .build_decoder()?;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let consumed = decoder.decode(rest)?;
+        if consumed == 0 {
+            break;
+        }
+        rest = &rest[consumed..];
+    }
+    if !rest.iter().all(u8::is_ascii_whitespace) {
+        return Err(ArrowError::JsonError(
+            "the text holds more JSON values than records".to_owned(),
+        ));
+    }
+    let decoded = match decoder.flush()? {
+        Some(batch) => batch,
+        None => RecordBatch::new_empty(decode_schema),
+    };
+    if decoded.num_rows() != rows {
+        return Err(ArrowError::JsonError(format!(
+            "the text holds {} JSON values for {rows} records",
+            decoded.num_rows()
+        )));
+    }
+    decoded
+        .columns()
+        .iter()
+        .zip(user_fields.iter())
+        .map(|(column, field)| Ok(make_array(relabel(column.to_data(), field.data_type())?)))
+        .collect()
 }
 
 /// The number of columns before the system columns, once the system columns are checked.
@@ -143,15 +337,15 @@ fn user_field_count(schema: &Schema) -> Result<usize, RecordsError> {
 /// Decodes records one by one to name the first that fails; arrow-json's error does not say which.
 fn first_record_that_does_not_fit(
     user_fields: &Fields,
-    records: &[LakeRecord],
+    metadata: &[KafkaMetadata],
     values: &[Value],
     batch_error: ArrowError,
 ) -> RecordsError {
-    for (record, value) in records.iter().zip(values) {
+    for (kafka, value) in metadata.iter().zip(values) {
         if let Err(source) = decode_user_columns(user_fields.clone(), std::slice::from_ref(value)) {
             return RecordsError::RecordDoesNotFit {
-                partition: record.kafka.partition,
-                offset: record.kafka.offset,
+                partition: kafka.partition,
+                offset: kafka.offset,
                 source,
             };
         }

@@ -48,7 +48,7 @@ use crate::config::{KafkaConfig, LakeConfig};
 use crate::domain::lake_file::encode_parquet;
 use crate::domain::lake_path::{DatasetName, LakeFile, next_offsets, split_into_files};
 use crate::domain::lake_schema::derive_lake_schema;
-use crate::domain::records::{KafkaMetadata, LakeRecord, to_record_batch};
+use crate::domain::records::{KafkaMetadata, TextRecords, text_to_record_batch};
 use crate::domain::schema_evolution::evolve;
 use crate::domain::wire_format;
 use crate::kafka::consumer_config;
@@ -456,7 +456,8 @@ impl SinkTask {
                 at()
             ))
         })?;
-        let value: serde_json::Value = serde_json::from_slice(json).map_err(|err| {
+        // Checked here, so that the record is named; it is parsed into Arrow when its file is written.
+        serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(|err| {
             SessionError::Fatal(format!(
                 "the value of the record at {} is not JSON ({err}); the lake sink stops rather than skip it: write only JSON values to the topic, then resume the sink",
                 at()
@@ -494,7 +495,7 @@ impl SinkTask {
             .buffers
             .entry(partition)
             .or_insert_with(|| PartitionBuffer {
-                records: Vec::new(),
+                records: TextRecords::new(),
                 json_bytes: 0,
                 started: Instant::now(),
                 traces: TracedRecords::new(),
@@ -510,15 +511,15 @@ impl SinkTask {
             );
         }
         buffer.json_bytes += json.len();
-        buffer.records.push(LakeRecord {
-            value,
-            kafka: KafkaMetadata {
+        buffer.records.push(
+            json,
+            KafkaMetadata {
                 partition,
                 offset,
                 timestamp_ms,
                 schema_id: i32::try_from(schema_id).unwrap_or(i32::MAX),
             },
-        });
+        );
         state.next_offsets.insert(partition, offset + 1);
         Ok(buffer.records.len() >= self.config.max_file_rows
             || buffer.json_bytes >= self.config.max_file_bytes)
@@ -635,7 +636,7 @@ impl SinkTask {
 }
 
 struct PartitionBuffer {
-    records: Vec<LakeRecord>,
+    records: TextRecords,
     json_bytes: usize,
     started: Instant,
     /// The records' trace contexts by position in `records`.
@@ -661,22 +662,22 @@ struct EncodedFile {
 
 fn encode_files(
     schema: &SchemaRef,
-    records: &[LakeRecord],
+    records: &TextRecords,
 ) -> Result<Vec<EncodedFile>, SessionError> {
-    let metadata: Vec<KafkaMetadata> = records.iter().map(|record| record.kafka).collect();
-    let files = split_into_files(&metadata).map_err(|err| SessionError::Fatal(err.to_string()))?;
+    let files =
+        split_into_files(records.metadata()).map_err(|err| SessionError::Fatal(err.to_string()))?;
     let mut encoded = Vec::with_capacity(files.len());
     for (file, range) in files {
-        let slice = &records[range.clone()];
-        let batch =
-            to_record_batch(schema, slice).map_err(|err| SessionError::Fatal(err.to_string()))?;
+        let row_count = u64::try_from(range.len()).unwrap_or(u64::MAX);
+        let batch = text_to_record_batch(schema, records, range.clone())
+            .map_err(|err| SessionError::Fatal(err.to_string()))?;
         let bytes =
             encode_parquet(schema, &[batch]).map_err(|err| SessionError::Fatal(err.to_string()))?;
         encoded.push(EncodedFile {
             file,
             range,
             bytes,
-            row_count: u64::try_from(slice.len()).unwrap_or(u64::MAX),
+            row_count,
             schema: Arc::clone(schema),
         });
     }

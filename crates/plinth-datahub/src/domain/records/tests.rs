@@ -54,6 +54,66 @@ fn record(value: Value, offset: i64) -> LakeRecord {
     }
 }
 
+/// Builds the batch both ways, from parsed values and from the records' text, and checks they agree
+/// (the same batch, or errors naming the same record); also without the schema's top-level JSON text
+/// columns, so that the text is decoded straight into Arrow and not through parsed values.
+fn to_record_batch(
+    schema: &SchemaRef,
+    records: &[LakeRecord],
+) -> Result<RecordBatch, RecordsError> {
+    let from_values = super::to_record_batch(schema, records);
+    let mut text = TextRecords::new();
+    for record in records {
+        text.push(&serde_json::to_vec(&record.value).unwrap(), record.kafka);
+    }
+    assert_eq!(text.len(), records.len());
+    assert_eq!(
+        text.metadata(),
+        records
+            .iter()
+            .map(|record| record.kafka)
+            .collect::<Vec<_>>()
+    );
+    let from_text = text_to_record_batch(schema, &text, 0..records.len());
+    assert_agree(&from_values, &from_text);
+
+    if let Some(fields) = schema
+        .fields()
+        .get(..schema.fields().len().saturating_sub(4))
+    {
+        let kept: Fields = fields
+            .iter()
+            .filter(|field| !is_json_text(field))
+            .chain(&schema.fields()[fields.len()..])
+            .cloned()
+            .collect();
+        let without_json_text = Arc::new(Schema::new(kept));
+        if !without_json_text.fields().iter().any(holds_json_text) {
+            let from_values = super::to_record_batch(&without_json_text, records);
+            let from_text = text_to_record_batch(&without_json_text, &text, 0..records.len());
+            assert_agree(&from_values, &from_text);
+        }
+    }
+    from_values
+}
+
+fn assert_agree(
+    from_values: &Result<RecordBatch, RecordsError>,
+    from_text: &Result<RecordBatch, RecordsError>,
+) {
+    let which = |error: &RecordsError| match error {
+        RecordsError::RecordDoesNotFit {
+            partition, offset, ..
+        } => Some((*partition, *offset)),
+        _ => None,
+    };
+    match (from_values, from_text) {
+        (Ok(values), Ok(text)) => assert_eq!(values, text),
+        (Err(values), Err(text)) => assert_eq!(which(values), which(text), "{values} / {text}"),
+        _ => panic!("the two ways disagree: from values {from_values:?}, from text {from_text:?}"),
+    }
+}
+
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> &'a T {
     batch
         .column_by_name(name)
@@ -463,4 +523,88 @@ fn date_times_inside_lists_and_structs_are_utc_timestamps() {
             .value(0),
         500_000
     );
+}
+
+fn flat_order_schema() -> Value {
+    let mut schema = order_schema();
+    schema["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("attributes");
+    schema
+}
+
+fn flat_order(offset: i64) -> LakeRecord {
+    record(
+        json!({
+            "id": offset,
+            "placed_at": format!("2024-01-0{}T10:00:00+02:00", offset % 9 + 1),
+            "note": if offset % 2 == 0 { Value::Null } else { json!(format!("note \"{offset}\" ü")) },
+            "total": offset as f64 * 1.5,
+            "customer": { "name": "Ada", "vip": offset % 3 == 0, "extra": [1, 2] },
+            "lines": [{ "sku": "a", "qty": offset }, { "sku": "b", "qty": 1.0 }],
+            "undeclared": { "deep": true },
+        }),
+        offset,
+    )
+}
+
+#[test]
+fn a_range_of_text_records_is_the_batch_of_those_records() {
+    let schema = lake_schema(&flat_order_schema());
+    assert!(!schema.fields().iter().any(holds_json_text));
+    let records: Vec<LakeRecord> = (0..6).map(flat_order).collect();
+    let mut text = TextRecords::new();
+    for record in &records {
+        // Whitespace inside and around a record's text is part of valid JSON.
+        let pretty = serde_json::to_vec_pretty(&record.value).unwrap();
+        text.push(&pretty, record.kafka);
+    }
+    let expected = super::to_record_batch(&schema, &records[2..5]).unwrap();
+    let batch = text_to_record_batch(&schema, &text, 2..5).unwrap();
+    assert_eq!(batch, expected);
+    assert_eq!(
+        column::<Int64Array>(&batch, "_kafka_offset")
+            .values()
+            .to_vec(),
+        [2, 3, 4]
+    );
+    assert_eq!(
+        text_to_record_batch(&schema, &text, 0..0)
+            .unwrap()
+            .num_rows(),
+        0
+    );
+    assert!(text_to_record_batch(&schema, &text, 4..7).is_err());
+}
+
+#[test]
+fn text_records_that_are_not_objects_are_refused_by_offset() {
+    let schema = lake_schema(&flat_order_schema());
+    let mut text = TextRecords::new();
+    for (offset, json) in [
+        (0, flat_order(0).value.to_string()),
+        (1, "[1, 2]".to_owned()),
+        (2, "7".to_owned()),
+    ] {
+        text.push(json.as_bytes(), flat_order(offset).kafka);
+    }
+    let error = text_to_record_batch(&schema, &text, 0..3).unwrap_err();
+    assert!(
+        matches!(error, RecordsError::RecordDoesNotFit { offset: 1, .. }),
+        "{error}"
+    );
+    let error = text_to_record_batch(&schema, &text, 2..3).unwrap_err();
+    assert!(
+        matches!(error, RecordsError::RecordDoesNotFit { offset: 2, .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn flat_records_decode_the_same_from_text_and_from_values() {
+    let schema = lake_schema(&flat_order_schema());
+    let records: Vec<LakeRecord> = (0..40).map(flat_order).collect();
+    let batch = to_record_batch(&schema, &records).unwrap();
+    assert_eq!(batch.num_rows(), 40);
 }
