@@ -71,16 +71,28 @@ struct StreamContext {
 impl StreamContext {
     /// Records where this stream stands after handing `batch` to its client.
     fn remember_delivered(&self, batch: &[pb::ConsumedRecord]) {
-        let Ok(mut delivered) = self.delivered.lock() else {
-            return;
-        };
+        // The batch's highest offset per partition first (a batch spans few partitions), then one map
+        // update per partition.
+        let mut highest: Vec<(&str, i32, i64)> = Vec::new();
         for record in batch {
             let topic = record.topic.as_ref().map_or("", TopicName::as_str);
             let next = record.offset + 1;
-            match delivered.get_mut(&(topic.to_owned(), record.partition)) {
+            match highest
+                .iter_mut()
+                .find(|(name, partition, _)| *partition == record.partition && *name == topic)
+            {
+                Some((_, _, offset)) => *offset = (*offset).max(next),
+                None => highest.push((topic, record.partition, next)),
+            }
+        }
+        let Ok(mut delivered) = self.delivered.lock() else {
+            return;
+        };
+        for (topic, partition, next) in highest {
+            match delivered.get_mut(&(topic.to_owned(), partition)) {
                 Some(offset) => *offset = (*offset).max(next),
                 None => {
-                    delivered.insert((topic.to_owned(), record.partition), next);
+                    delivered.insert((topic.to_owned(), partition), next);
                 }
             }
         }
@@ -208,6 +220,16 @@ type GroupConsumer = StreamConsumer<StreamContext>;
 struct StreamState {
     bindings: HashMap<String, Arc<crate::store::TopicRow>>,
     versions: HashMap<(String, u32), i32>,
+    /// The binding and schema version of the previous record: most records share both, and then no
+    /// map is hashed.
+    last: Option<LastRecord>,
+}
+
+/// What [`StreamState::last`] remembers.
+struct LastRecord {
+    binding: Arc<crate::store::TopicRow>,
+    schema_id: Option<u32>,
+    schema_version: i32,
 }
 
 /// Counts a batch's records per topic in the consumed-records metric (once per topic per batch).
@@ -529,9 +551,14 @@ impl Subscriptions {
         message: &rdkafka::message::BorrowedMessage<'_>,
         state: &mut StreamState,
     ) -> Result<pb::ConsumedRecord, ApiError> {
-        let binding = match state.bindings.get(message.topic()) {
-            Some(binding) => binding.clone(),
-            None => {
+        let last = state
+            .last
+            .take()
+            .filter(|last| last.binding.name.as_str() == message.topic());
+        let binding = match (&last, state.bindings.get(message.topic())) {
+            (Some(last), _) => Arc::clone(&last.binding),
+            (None, Some(binding)) => binding.clone(),
+            (None, None) => {
                 let binding = self
                     .topics
                     .binding(&TopicName::new(message.topic()))
@@ -578,22 +605,27 @@ impl Subscriptions {
             record.value = Some(text.to_owned());
             if let Some(id) = id {
                 record.schema_id = Some(id);
-                let key = (binding.value_subject.as_str().to_owned(), id.value);
-                record.schema_version = match state.versions.get(&key) {
-                    Some(version) => *version,
-                    None => {
-                        let version = self
-                            .registry
-                            .version_of(&binding.value_subject, id)
-                            .await
-                            .unwrap_or(None)
-                            .unwrap_or(0);
-                        if version > 0 {
-                            state.versions.insert(key, version);
+                let remembered = last
+                    .as_ref()
+                    .filter(|last| last.schema_id == Some(id.value))
+                    .map(|last| last.schema_version);
+                let key = || (binding.value_subject.as_str().to_owned(), id.value);
+                record.schema_version =
+                    match remembered.or_else(|| state.versions.get(&key()).copied()) {
+                        Some(version) => version,
+                        None => {
+                            let version = self
+                                .registry
+                                .version_of(&binding.value_subject, id)
+                                .await
+                                .unwrap_or(None)
+                                .unwrap_or(0);
+                            if version > 0 {
+                                state.versions.insert(key(), version);
+                            }
+                            version
                         }
-                        version
-                    }
-                };
+                    };
             }
         }
         if let Some(headers) = message.headers() {
@@ -604,6 +636,13 @@ impl Subscriptions {
                     value: header.value.map(<[u8]>::to_vec).unwrap_or_default(),
                 })
                 .collect();
+        }
+        if record.schema_version > 0 || record.schema_id.is_none() {
+            state.last = Some(LastRecord {
+                binding,
+                schema_id: record.schema_id.map(|id| id.value),
+                schema_version: record.schema_version,
+            });
         }
         Ok(record)
     }
