@@ -16,12 +16,15 @@
 //!   and Feast's HTTP `/get-online-features` (the same JSON body for both), after a check that the three
 //!   answer the same values for a sample of drivers. Throughput and p99 per case; goal ≥ 10× Feast's
 //!   throughput and ≤ 1/10 of its p99.
-//! - **training**: the training set of all entity rows with the five features: Plinth's gRPC
-//!   `GetTrainingSet` (entity Parquet in, Parquet dataset out), Feast's
-//!   `get_historical_features(...).to_df()` on its DuckDB offline store, and a raw DuckDB `ASOF LEFT
-//!   JOIN` into Arrow. Each side warms up once, then runs `PLINTH_BENCH_TRAINING_RUNS` times (default
-//!   5; Feast at most 3); the median is its figure. Plinth's rows are checked against DuckDB's, every
-//!   row. Goal ≥ 10× Feast and at least DuckDB's speed.
+//! - **training**: the training set of all entity rows with the five features, from Plinth two ways:
+//!   gRPC `GetTrainingSet` (entity Parquet in, a Parquet dataset written to the lake) and Arrow Flight
+//!   `DoGet` (the entity rows in memory as Arrow IPC in the ticket, the training set streamed back as
+//!   Arrow, nothing written: the like-for-like of the peers, which take a DataFrame and hand back a
+//!   table); Feast's `get_historical_features(...).to_df()` on its DuckDB offline store (entity_df a
+//!   pandas DataFrame read before its runs), and a raw DuckDB `ASOF LEFT JOIN` into Arrow. Each side
+//!   warms up once, then runs `PLINTH_BENCH_TRAINING_RUNS` times (default 5; Feast at most 3); the
+//!   median is its figure. Both of Plinth's outputs are checked against DuckDB's, every row. Goal ≥ 10×
+//!   Feast and at least DuckDB's speed; each peer is compared with both of Plinth's ways.
 //!
 //! A peer that cannot run here (no venv, no Redis) is reported as not run, never given a figure. A miss is
 //! reported, never asserted; only a failed request or a disagreement makes the exit code non-zero.
@@ -45,6 +48,11 @@ use arrow::array::{
     Array, AsArray, Float64Array, Int64Array, RecordBatch, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Field, Float64Type, Int64Type, Schema, TimeUnit};
+use arrow_flight::Ticket;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_client::FlightServiceClient;
+use futures::TryStreamExt as _;
 use plinth_proto::featurestore::v1 as pb;
 use plinth_proto::featurestore::v1::feature_store_service_client::FeatureStoreServiceClient;
 use plinth_runtime::client::AuthChannel;
@@ -69,6 +77,10 @@ const HOUR: i64 = 3_600_000_000;
 const T0: i64 = 1_767_225_600_000_000;
 const REDIS_DB: u32 = 15;
 const VIEW: &str = "driver_stats";
+/// The training-set row of Plinth's `GetTrainingSet` (a Parquet dataset written to the lake).
+const PLINTH_PARQUET: &str = "plinth GetTrainingSet (Parquet out)";
+/// The training-set row of Plinth's Flight `DoGet` (Arrow in, Arrow out, nothing written).
+const PLINTH_FLIGHT: &str = "plinth Flight DoGet (Arrow out)";
 const ONLINE_GOAL_THROUGHPUT: f64 = 10.0;
 const ONLINE_GOAL_P99: f64 = 0.1;
 const TRAINING_GOAL_FEAST: f64 = 10.0;
@@ -346,6 +358,17 @@ impl Plinth {
         Ok(FeatureStoreServiceClient::new(channel)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20))
+    }
+
+    async fn flight_client(&self) -> anyhow::Result<FlightServiceClient<AuthChannel>> {
+        let endpoint = format!("http://{}", self.grpc).parse()?;
+        let channel =
+            plinth_runtime::client::connect(&endpoint, None, None, Duration::from_secs(300))
+                .await
+                .map_err(|err| anyhow::anyhow!("cannot connect to the feature store: {err}"))?;
+        Ok(FlightServiceClient::new(channel)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20))
     }
 
     async fn apply_and_materialize(&self) -> anyhow::Result<Duration> {
@@ -999,15 +1022,17 @@ async fn training(
     let elapsed = Duration::from_secs_f64(median(&runs));
     results
         .training
-        .push(("plinth GetTrainingSet", elapsed, settings.entity_rows));
+        .push((PLINTH_PARQUET, elapsed, settings.entity_rows));
     println!(
-        "  training plinth: {:.3} s (median of {})",
+        "  training plinth GetTrainingSet: {:.3} s (median of {})",
         elapsed.as_secs_f64(),
         runs_text(&runs)
     );
-    results
-        .notes
-        .push(format!("training runs, plinth: {} s", runs_text(&runs)));
+    results.notes.push(format!(
+        "training runs, plinth GetTrainingSet: {} s",
+        runs_text(&runs)
+    ));
+    let flight_rows = flight_training(settings, plinth, entities_path, results).await?;
     let Some(python) = python else {
         return Ok(());
     };
@@ -1039,13 +1064,19 @@ async fn training(
     results
         .notes
         .push(format!("training runs, duckdb: {runs} s"));
-    let mismatches = compare(&plinth.lake_dir.join("training"), &duck_out)?;
+    let theirs = read_rows(&duck_out)?;
+    let mismatches = compare(&read_rows(&plinth.lake_dir.join("training"))?, &theirs);
     ensure!(
         mismatches == 0,
-        "Plinth and DuckDB disagree on {mismatches} training rows"
+        "Plinth's GetTrainingSet and DuckDB disagree on {mismatches} training rows"
+    );
+    let mismatches = compare(&flight_rows, &theirs);
+    ensure!(
+        mismatches == 0,
+        "Plinth's Flight DoGet and DuckDB disagree on {mismatches} training rows"
     );
     results.notes.push(format!(
-        "training: Plinth's {} rows equal DuckDB's, every row and feature",
+        "training: Plinth's {} rows (GetTrainingSet and Flight DoGet) equal DuckDB's, every row and feature",
         settings.entity_rows
     ));
     let repo = dir.join("feast");
@@ -1075,11 +1106,15 @@ async fn training(
         results
             .notes
             .push(format!("training runs, feast: {runs} s"));
-        if let (Some(first), Some((_, plinth, _))) =
-            (answer["first"].as_f64(), results.training.first())
-        {
+        if let (Some(first), Some((_, plinth, _))) = (
+            answer["first"].as_f64(),
+            results
+                .training
+                .iter()
+                .find(|(who, _, _)| *who == PLINTH_PARQUET),
+        ) {
             results.notes.push(format!(
-                "training, feast's first call in its process (the warm-up, what a job calling it once pays): {first:.3} s, {:.1}× Plinth's median; the verdict uses the warm median",
+                "training, feast's first call in its process (the warm-up, what a job calling it once pays): {first:.3} s, {:.1}× Plinth's GetTrainingSet median; the verdict uses the warm median",
                 first / plinth.as_secs_f64()
             ));
         }
@@ -1089,6 +1124,94 @@ async fn training(
             .push("Feast's training set not run: its repo is made by the online case".to_owned());
     }
     Ok(())
+}
+
+/// The training set through Arrow Flight: the entity rows sent in memory as Arrow IPC in the `DoGet`
+/// ticket (as Feast's `entity_df` is a DataFrame in memory) and the training set streamed back as Arrow
+/// batches (as Feast's `to_df()` and DuckDB's `.arrow()` hand back a table). The Parquet entity file is
+/// read before the clock starts, as the Feast peer reads it with pandas before its runs; encoding the
+/// ticket is timed. Returns the first timed run's rows.
+async fn flight_training(
+    settings: &Settings,
+    plinth: &Plinth,
+    entities_path: &Path,
+    results: &mut Results,
+) -> anyhow::Result<HashMap<i64, Vec<Option<f64>>>> {
+    let entity_batches: Vec<RecordBatch> =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(entities_path)?,
+        )?
+        .build()?
+        .collect::<Result<_, _>>()?;
+    let mut client = plinth.flight_client().await?;
+    let ticket = |batches: &[RecordBatch]| -> anyhow::Result<Ticket> {
+        let schema = batches.first().context("no entity rows")?.schema();
+        let mut ipc = Vec::new();
+        let mut writer = arrow::ipc::writer::StreamWriter::try_new(&mut ipc, &schema)?;
+        for batch in batches {
+            writer.write(batch)?;
+        }
+        writer.finish()?;
+        drop(writer);
+        let request = pb::TrainingSetRequest {
+            features: Some(pb::FeatureSelection {
+                selection: Some(pb::feature_selection::Selection::Features(
+                    pb::FeatureList {
+                        refs: feature_refs(),
+                    },
+                )),
+            }),
+            entities: Some(pb::training_set_request::Entities::EntityArrowIpc(ipc)),
+            short_feature_names: true,
+            ..Default::default()
+        };
+        Ok(Ticket {
+            ticket: prost::Message::encode_to_vec(&request).into(),
+        })
+    };
+    let mut first_rows = None;
+    let mut runs = Vec::with_capacity(settings.training_runs);
+    for run in 0..=settings.training_runs {
+        let started = Instant::now();
+        let response = client
+            .do_get(ticket(&entity_batches)?)
+            .await
+            .context("Flight DoGet")?
+            .into_inner()
+            .map_err(FlightError::from);
+        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(response)
+            .try_collect()
+            .await
+            .context("Flight DoGet stream")?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        ensure!(
+            rows == settings.entity_rows,
+            "Plinth's Flight training set has {rows} rows, not {}",
+            settings.entity_rows
+        );
+        // Run 0 is the warm-up, as for the other sides.
+        if run == 1 {
+            first_rows = Some(rows_of_batches(&batches)?);
+        }
+        if run > 0 {
+            runs.push(elapsed);
+        }
+    }
+    let elapsed = Duration::from_secs_f64(median(&runs));
+    results
+        .training
+        .push((PLINTH_FLIGHT, elapsed, settings.entity_rows));
+    println!(
+        "  training plinth Flight DoGet: {:.3} s (median of {})",
+        elapsed.as_secs_f64(),
+        runs_text(&runs)
+    );
+    results.notes.push(format!(
+        "training runs, plinth Flight DoGet: {} s",
+        runs_text(&runs)
+    ));
+    first_rows.context("no timed Flight run")
 }
 
 /// The median of `values` (not empty).
@@ -1132,45 +1255,54 @@ fn read_rows(path: &Path) -> anyhow::Result<HashMap<i64, Vec<Option<f64>>>> {
     } else {
         vec![path.to_owned()]
     };
-    let mut rows = HashMap::new();
+    let mut batches = Vec::new();
     for file in files {
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
             std::fs::File::open(&file)?,
         )?
         .build()?;
         for batch in reader {
-            let batch = batch?;
-            let ids = batch
-                .column_by_name("row_id")
-                .context("no row_id column")?
-                .as_primitive::<Int64Type>()
-                .clone();
-            let columns: Vec<_> = (0..FEATURES)
-                .map(|i| {
-                    batch
-                        .column_by_name(&format!("f{i}"))
-                        .with_context(|| format!("no f{i} column in {}", file.display()))
-                        .map(|c| c.as_primitive::<Float64Type>().clone())
-                })
-                .collect::<Result<_, _>>()?;
-            for row in 0..batch.num_rows() {
-                let values = columns
-                    .iter()
-                    .map(|c| (!c.is_null(row)).then(|| c.value(row)))
-                    .collect();
-                rows.insert(ids.value(row), values);
-            }
+            batches.push(batch?);
+        }
+    }
+    rows_of_batches(&batches).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Features per row id, from training-set batches.
+fn rows_of_batches(batches: &[RecordBatch]) -> anyhow::Result<HashMap<i64, Vec<Option<f64>>>> {
+    let mut rows = HashMap::new();
+    for batch in batches {
+        let ids = batch
+            .column_by_name("row_id")
+            .context("no row_id column")?
+            .as_primitive::<Int64Type>()
+            .clone();
+        let columns: Vec<_> = (0..FEATURES)
+            .map(|i| {
+                batch
+                    .column_by_name(&format!("f{i}"))
+                    .with_context(|| format!("no f{i} column"))
+                    .map(|c| c.as_primitive::<Float64Type>().clone())
+            })
+            .collect::<Result<_, _>>()?;
+        for row in 0..batch.num_rows() {
+            let values = columns
+                .iter()
+                .map(|c| (!c.is_null(row)).then(|| c.value(row)))
+                .collect();
+            rows.insert(ids.value(row), values);
         }
     }
     Ok(rows)
 }
 
 /// Rows of Plinth's training set that differ from DuckDB's (or miss).
-fn compare(plinth: &Path, duckdb: &Path) -> anyhow::Result<usize> {
-    let ours = read_rows(plinth)?;
-    let theirs = read_rows(duckdb)?;
+fn compare(
+    ours: &HashMap<i64, Vec<Option<f64>>>,
+    theirs: &HashMap<i64, Vec<Option<f64>>>,
+) -> usize {
     let mut mismatches = 0;
-    for (id, values) in &theirs {
+    for (id, values) in theirs {
         if ours.get(id) != Some(values) {
             if mismatches < 5 {
                 eprintln!("row {id}: plinth {:?}, duckdb {values:?}", ours.get(id));
@@ -1178,7 +1310,7 @@ fn compare(plinth: &Path, duckdb: &Path) -> anyhow::Result<usize> {
             mismatches += 1;
         }
     }
-    Ok(mismatches + ours.len().abs_diff(theirs.len()))
+    mismatches + ours.len().abs_diff(theirs.len())
 }
 
 fn load_average() -> String {
@@ -1276,40 +1408,8 @@ fn print_table(settings: &Settings, results: &Results, load_before: &str) {
             }));
         }
     }
-    if let Some((_, plinth, _)) = results.training.first() {
-        println!(
-            "{:<40} | {:>8} | {:>8} | {:>14} | verdict",
-            "training set", "s", "rows", "plinth speedup"
-        );
-        for (who, elapsed, rows) in &results.training {
-            let speedup = elapsed.as_secs_f64() / plinth.as_secs_f64();
-            let goal = if who.starts_with("feast") {
-                Some(TRAINING_GOAL_FEAST)
-            } else if who.starts_with("duckdb") {
-                Some(TRAINING_GOAL_DUCKDB)
-            } else {
-                None
-            };
-            let met = goal.map_or("-", |g| verdict(speedup >= g));
-            println!(
-                "{who:<40} | {:>8.2} | {rows:>8} | {:>14} | {met}",
-                elapsed.as_secs_f64(),
-                if goal.is_some() {
-                    format!("{speedup:.1}×")
-                } else {
-                    "-".to_owned()
-                },
-            );
-            lines.push(json!({
-                "bench": "feature_store",
-                "case": format!("training_{}", who.split_whitespace().next().unwrap_or_default()),
-                "seconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
-                "rows": rows,
-                "plinth_speedup": goal.map(|_| (speedup * 100.0).round() / 100.0),
-                "goal": goal.map(|g| format!(">= {g}x")),
-                "verdict": met,
-            }));
-        }
+    if !results.training.is_empty() {
+        print_training(results, &mut lines);
     }
     for note in &results.notes {
         println!("  note: {note}");
@@ -1317,5 +1417,58 @@ fn print_table(settings: &Settings, results: &Results, load_before: &str) {
     println!();
     for line in lines {
         println!("BENCH_RESULT {line}");
+    }
+}
+
+/// The training-set rows: each peer against each of Plinth's two ways of handing out a training set.
+fn print_training(results: &Results, lines: &mut Vec<Json>) {
+    let plinth_time = |name: &str| {
+        results
+            .training
+            .iter()
+            .find(|(who, _, _)| *who == name)
+            .map(|(_, elapsed, _)| elapsed.as_secs_f64())
+    };
+    let parquet = plinth_time(PLINTH_PARQUET);
+    let flight = plinth_time(PLINTH_FLIGHT);
+    println!(
+        "{:<40} | {:>8} | {:>8} | {:>19} | {:>15} | verdict (Parquet, Flight)",
+        "training set", "s", "rows", "× GetTrainingSet", "× Flight DoGet"
+    );
+    for (who, elapsed, rows) in &results.training {
+        let seconds = elapsed.as_secs_f64();
+        let goal = if who.starts_with("feast") {
+            Some(TRAINING_GOAL_FEAST)
+        } else if who.starts_with("duckdb") {
+            Some(TRAINING_GOAL_DUCKDB)
+        } else {
+            None
+        };
+        let speedup = |plinth: Option<f64>| goal.and(plinth).map(|plinth| seconds / plinth);
+        let (over_parquet, over_flight) = (speedup(parquet), speedup(flight));
+        let met = |speedup: Option<f64>| match (goal, speedup) {
+            (Some(goal), Some(speedup)) => verdict(speedup >= goal),
+            _ => "-",
+        };
+        let text = |speedup: Option<f64>| speedup.map_or("-".to_owned(), |s| format!("{s:.1}×"));
+        println!(
+            "{who:<40} | {seconds:>8.3} | {rows:>8} | {:>19} | {:>15} | {}, {}",
+            text(over_parquet),
+            text(over_flight),
+            met(over_parquet),
+            met(over_flight),
+        );
+        let round = |speedup: Option<f64>| speedup.map(|s| (s * 100.0).round() / 100.0);
+        lines.push(json!({
+            "bench": "feature_store",
+            "case": format!("training_{}", who.split_whitespace().take(2).collect::<Vec<_>>().join("_").to_lowercase()),
+            "seconds": (seconds * 1000.0).round() / 1000.0,
+            "rows": rows,
+            "plinth_speedup": round(over_parquet),
+            "plinth_flight_speedup": round(over_flight),
+            "goal": goal.map(|g| format!(">= {g}x")),
+            "verdict": met(over_parquet),
+            "verdict_flight": met(over_flight),
+        }));
     }
 }
