@@ -117,7 +117,9 @@ fn endpoint_builder(
     let mut builder = Endpoint::from_shared(endpoint.to_string())
         .map_err(|err| invalid(&err.to_string()))?
         .connect_timeout(timeout)
-        .timeout(timeout);
+        .timeout(timeout)
+        // Let servers send frames of up to 1 MiB: a half-MiB streamed batch in one or two frames.
+        .max_frame_size(1 << 20);
     if let Some(tls_config) = tls_config {
         builder = builder
             .tls_config(tls_config)
