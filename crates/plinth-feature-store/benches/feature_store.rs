@@ -349,24 +349,21 @@ impl Plinth {
         })
     }
 
-    async fn client(&self) -> anyhow::Result<FeatureStoreServiceClient<AuthChannel>> {
+    async fn channel(&self) -> anyhow::Result<AuthChannel> {
         let endpoint = format!("http://{}", self.grpc).parse()?;
-        let channel =
-            plinth_runtime::client::connect(&endpoint, None, None, Duration::from_secs(300))
-                .await
-                .map_err(|err| anyhow::anyhow!("cannot connect to the feature store: {err}"))?;
-        Ok(FeatureStoreServiceClient::new(channel)
+        plinth_runtime::client::connect(&endpoint, None, None, Duration::from_secs(300))
+            .await
+            .map_err(|err| anyhow::anyhow!("cannot connect to the feature store: {err}"))
+    }
+
+    async fn client(&self) -> anyhow::Result<FeatureStoreServiceClient<AuthChannel>> {
+        Ok(FeatureStoreServiceClient::new(self.channel().await?)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20))
     }
 
     async fn flight_client(&self) -> anyhow::Result<FlightServiceClient<AuthChannel>> {
-        let endpoint = format!("http://{}", self.grpc).parse()?;
-        let channel =
-            plinth_runtime::client::connect(&endpoint, None, None, Duration::from_secs(300))
-                .await
-                .map_err(|err| anyhow::anyhow!("cannot connect to the feature store: {err}"))?;
-        Ok(FlightServiceClient::new(channel)
+        Ok(FlightServiceClient::new(self.channel().await?)
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20))
     }

@@ -14,6 +14,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::json::ReaderBuilder;
+use arrow::json::reader::Decoder;
 use serde_json::{Map, Value};
 
 use crate::domain::lake_schema::{SYSTEM_COLUMNS, is_json_text, system_fields};
@@ -276,15 +277,7 @@ fn decode_user_text(
     if user_fields.is_empty() {
         return Ok(Vec::new());
     }
-    let decode_schema = Arc::new(Schema::new(
-        user_fields
-            .iter()
-            .map(without_time_zones)
-            .collect::<Fields>(),
-    ));
-    let mut decoder = ReaderBuilder::new(Arc::clone(&decode_schema))
-        .with_batch_size(rows.max(1))
-        .build_decoder()?;
+    let mut decoder = decoder_for(user_fields, rows)?;
     let mut rest = text;
     while !rest.is_empty() {
         let consumed = decoder.decode(rest)?;
@@ -298,22 +291,51 @@ fn decode_user_text(
             "the text holds more JSON values than records".to_owned(),
         ));
     }
-    let decoded = match decoder.flush()? {
-        Some(batch) => batch,
-        None => RecordBatch::new_empty(decode_schema),
-    };
-    if decoded.num_rows() != rows {
+    let (columns, decoded_rows) = decoded_columns(decoder, user_fields)?;
+    if decoded_rows != rows {
         return Err(ArrowError::JsonError(format!(
-            "the text holds {} JSON values for {rows} records",
-            decoded.num_rows()
+            "the text holds {decoded_rows} JSON values for {rows} records"
         )));
     }
-    decoded
+    Ok(columns)
+}
+
+/// A decoder of `rows` records into the user columns, with timestamps decoded without time zones.
+fn decoder_for(user_fields: &Fields, rows: usize) -> Result<Decoder, ArrowError> {
+    // arrow-json resolves a named time zone only with the chrono-tz feature (a compiled tz database), so
+    // timestamps are decoded without a zone, which arrow-json reads as UTC instants (offsets applied),
+    // and then labelled "UTC" without touching the values (`decoded_columns`).
+    let decode_schema = Arc::new(Schema::new(
+        user_fields
+            .iter()
+            .map(without_time_zones)
+            .collect::<Fields>(),
+    ));
+    ReaderBuilder::new(decode_schema)
+        .with_batch_size(rows.max(1))
+        .build_decoder()
+}
+
+/// The decoder's rows as the user columns, their timestamps labelled with the fields' time zones, and
+/// the number of rows.
+fn decoded_columns(
+    mut decoder: Decoder,
+    user_fields: &Fields,
+) -> Result<(Vec<ArrayRef>, usize), ArrowError> {
+    let Some(decoded) = decoder.flush()? else {
+        let empty = user_fields
+            .iter()
+            .map(|field| arrow::array::new_empty_array(field.data_type()))
+            .collect();
+        return Ok((empty, 0));
+    };
+    let columns = decoded
         .columns()
         .iter()
         .zip(user_fields.iter())
         .map(|(column, field)| Ok(make_array(relabel(column.to_data(), field.data_type())?)))
-        .collect()
+        .collect::<Result<_, ArrowError>>()?;
+    Ok((columns, decoded.num_rows()))
 }
 
 /// The number of columns before the system columns, once the system columns are checked.
@@ -359,25 +381,9 @@ fn decode_user_columns(user_fields: Fields, values: &[Value]) -> Result<Vec<Arra
     if user_fields.is_empty() {
         return Ok(Vec::new());
     }
-    // arrow-json resolves a named time zone only with the chrono-tz feature (a compiled tz database), so
-    // timestamps are decoded without a zone, which arrow-json reads as UTC instants (offsets applied),
-    // and then labelled "UTC" without touching the values.
-    let decode_fields: Fields = user_fields.iter().map(without_time_zones).collect();
-    let decode_schema = Arc::new(Schema::new(decode_fields));
-    let mut decoder = ReaderBuilder::new(Arc::clone(&decode_schema))
-        .with_batch_size(values.len().max(1))
-        .build_decoder()?;
+    let mut decoder = decoder_for(&user_fields, values.len())?;
     decoder.serialize(values)?;
-    let decoded = match decoder.flush()? {
-        Some(batch) => batch,
-        None => RecordBatch::new_empty(decode_schema),
-    };
-    decoded
-        .columns()
-        .iter()
-        .zip(user_fields.iter())
-        .map(|(column, field)| Ok(make_array(relabel(column.to_data(), field.data_type())?)))
-        .collect()
+    Ok(decoded_columns(decoder, &user_fields)?.0)
 }
 
 fn without_time_zones(field: &FieldRef) -> FieldRef {
