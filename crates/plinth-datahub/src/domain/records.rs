@@ -130,6 +130,11 @@ impl TextRecords {
         self.kafka.is_empty()
     }
 
+    /// The bytes of the records' JSON text (without the separating newlines).
+    pub fn json_bytes(&self) -> usize {
+        self.text.len() - self.len()
+    }
+
     /// Every record's Kafka metadata, in order.
     pub fn metadata(&self) -> &[KafkaMetadata] {
         &self.kafka

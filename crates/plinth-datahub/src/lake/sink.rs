@@ -496,7 +496,6 @@ impl SinkTask {
             .entry(partition)
             .or_insert_with(|| PartitionBuffer {
                 records: TextRecords::new(),
-                json_bytes: 0,
                 started: Instant::now(),
                 traces: TracedRecords::new(),
             });
@@ -510,7 +509,6 @@ impl SinkTask {
                     .map(|header| (header.key, header.value.unwrap_or_default())),
             );
         }
-        buffer.json_bytes += json.len();
         buffer.records.push(
             json,
             KafkaMetadata {
@@ -522,7 +520,7 @@ impl SinkTask {
         );
         state.next_offsets.insert(partition, offset + 1);
         Ok(buffer.records.len() >= self.config.max_file_rows
-            || buffer.json_bytes >= self.config.max_file_bytes)
+            || buffer.records.json_bytes() >= self.config.max_file_bytes)
     }
 
     /// Writes a partition's buffer as files, one at a time in offset order.
@@ -637,7 +635,6 @@ impl SinkTask {
 
 struct PartitionBuffer {
     records: TextRecords,
-    json_bytes: usize,
     started: Instant,
     /// The records' trace contexts by position in `records`.
     traces: TracedRecords,

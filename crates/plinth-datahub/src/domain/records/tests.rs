@@ -68,6 +68,13 @@ fn to_record_batch(
     }
     assert_eq!(text.len(), records.len());
     assert_eq!(
+        text.json_bytes(),
+        records
+            .iter()
+            .map(|record| serde_json::to_vec(&record.value).unwrap().len())
+            .sum::<usize>()
+    );
+    assert_eq!(
         text.metadata(),
         records
             .iter()
@@ -79,7 +86,7 @@ fn to_record_batch(
 
     if let Some(fields) = schema
         .fields()
-        .get(..schema.fields().len().saturating_sub(4))
+        .get(..schema.fields().len().saturating_sub(SYSTEM_COLUMNS.len()))
     {
         let kept: Fields = fields
             .iter()
