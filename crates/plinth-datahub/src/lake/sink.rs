@@ -5,8 +5,10 @@
 //! `assign`, and never writes a record whose offset is below where its partition stands, so a consumer
 //! that rewinds (an offset reset after a broker restart) cannot duplicate anything. Records are buffered
 //! per partition and cut into files when a buffer reaches `max_file_rows` or `max_file_bytes` (JSON
-//! bytes) or its first record is `max_file_age` old; [`split_into_files`] splits a buffer by event date,
-//! and the files are written one at a time in offset order, each with one atomic put. A crash leaves a
+//! bytes) or its first record is `max_file_age` old; [`split_into_files`] splits a buffer by event date.
+//! A full buffer is encoded on a blocking thread while the sink reads on (at most
+//! [`MAX_PENDING_FLUSHES`] at a time), and the files are written one at a time in the order the buffers
+//! were cut, so each partition's in offset order, each with one atomic put. A crash leaves a
 //! prefix of that sequence in the lake, and the next session starts right after it (see
 //! `domain::lake_path`). Offsets are also committed to Kafka after each file, only as a hint for tools
 //! that show consumer-group lag.
@@ -23,9 +25,9 @@
 //! trace follows a record from its producer into the lake; only when traces are exported.
 //!
 //! Memory: at most one file's worth of records per partition (`max_file_rows`/`max_file_bytes`), plus
-//! librdkafka's fetch queue.
+//! the [`MAX_PENDING_FLUSHES`] buffers being encoded, plus librdkafka's fetch queue.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -66,6 +68,8 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 const AGE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// A file is put only while the lease holds at least this much longer.
 const LEASE_SAFETY_MS: i64 = 5_000;
+/// Buffers encoding on blocking threads while the sink reads on; one more waits for the oldest.
+const MAX_PENDING_FLUSHES: usize = 2;
 /// How long closing a consumer may take before it is left to finish in the background.
 const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -274,6 +278,7 @@ impl SinkTask {
                 let mut state = SessionState {
                     next_offsets: lake_offsets,
                     buffers: BTreeMap::new(),
+                    pending: VecDeque::new(),
                     dataset_schema: None,
                     seen_schema_ids: HashSet::new(),
                 };
@@ -359,11 +364,21 @@ impl SinkTask {
                 biased;
                 () = stop_requested(stop) => {
                     // Pause, delete or shutdown: land what was consumed, then stop reading.
-                    let partitions: Vec<i32> = state.buffers.keys().copied().collect();
-                    for partition in partitions {
-                        self.flush(consumer, state, partition).await?;
-                    }
+                    self.flush_all(consumer, state).await?;
                     return Ok(());
+                }
+                encoded = async {
+                    match state.pending.front_mut() {
+                        Some(pending) => (&mut pending.encoding).await,
+                        None => std::future::pending().await,
+                    }
+                }, if !state.pending.is_empty() => {
+                    if let Some(pending) = state.pending.pop_front() {
+                        let encoded = encoded
+                            .map_err(|err| SessionError::Transient(format!("encoding task: {err}")))??;
+                        self.write_files(consumer, pending.partition, &pending.traces, encoded)
+                            .await?;
+                    }
                 }
                 _ = age_check.tick() => {
                     let max_age = self.config.max_file_age;
@@ -388,12 +403,7 @@ impl SinkTask {
                             Ok(false) => {}
                             Err(SessionError::Fatal(reason)) => {
                                 // Land the records before the bad one, so the sink stands at its offset.
-                                let partitions: Vec<i32> = state.buffers.keys().copied().collect();
-                                for buffered in partitions {
-                                    if self.flush(consumer, state, buffered).await.is_err() {
-                                        break;
-                                    }
-                                }
+                                let _ = self.flush_all(consumer, state).await;
                                 return Err(SessionError::Fatal(reason));
                             }
                             Err(transient) => return Err(transient),
@@ -523,7 +533,9 @@ impl SinkTask {
             || buffer.records.json_bytes() >= self.config.max_file_bytes)
     }
 
-    /// Writes a partition's buffer as files, one at a time in offset order.
+    /// Hands a partition's buffer to a blocking thread to be encoded while the sink reads on; the
+    /// files are written in the order buffers were handed off (so each partition's in offset order).
+    /// With more than [`MAX_PENDING_FLUSHES`] buffers encoding, waits for the oldest and writes it.
     async fn flush(
         &self,
         consumer: &StreamConsumer,
@@ -540,10 +552,59 @@ impl SinkTask {
             return Ok(());
         }
         let records = buffer.records;
-        let traces = buffer.traces;
-        let encoded = tokio::task::spawn_blocking(move || encode_files(&schema, &records))
+        state.pending.push_back(PendingFlush {
+            partition,
+            traces: buffer.traces,
+            encoding: tokio::task::spawn_blocking(move || encode_files(&schema, &records)),
+        });
+        while state.pending.len() > MAX_PENDING_FLUSHES {
+            self.write_oldest(consumer, state).await?;
+        }
+        Ok(())
+    }
+
+    /// Flushes every buffer and writes every pending flush.
+    async fn flush_all(
+        &self,
+        consumer: &StreamConsumer,
+        state: &mut SessionState,
+    ) -> Result<(), SessionError> {
+        let partitions: Vec<i32> = state.buffers.keys().copied().collect();
+        for partition in partitions {
+            self.flush(consumer, state, partition).await?;
+        }
+        while !state.pending.is_empty() {
+            self.write_oldest(consumer, state).await?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest pending flush's encoding and writes its files.
+    async fn write_oldest(
+        &self,
+        consumer: &StreamConsumer,
+        state: &mut SessionState,
+    ) -> Result<(), SessionError> {
+        let Some(pending) = state.pending.pop_front() else {
+            return Ok(());
+        };
+        let encoded = pending
+            .encoding
             .await
             .map_err(|err| SessionError::Transient(format!("encoding task: {err}")))??;
+        self.write_files(consumer, pending.partition, &pending.traces, encoded)
+            .await
+    }
+
+    /// Writes a partition's encoded files, one at a time in offset order, then commits the offset hint.
+    async fn write_files(
+        &self,
+        consumer: &StreamConsumer,
+        partition: i32,
+        traces: &TracedRecords,
+        encoded: Vec<EncodedFile>,
+    ) -> Result<(), SessionError> {
+        let mut next = None;
         for encoded_file in encoded {
             if now_ms() + LEASE_SAFETY_MS >= self.lease_until_ms.load(Ordering::Acquire) {
                 return Err(SessionError::Transient(
@@ -597,6 +658,7 @@ impl SinkTask {
                 },
             );
             let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+            next = Some(encoded_file.file.last_offset() + 1);
             progress
                 .next_offsets
                 .insert(partition, encoded_file.file.last_offset() + 1);
@@ -609,11 +671,7 @@ impl SinkTask {
                 now_ms(),
             ));
         }
-        self.commit_hint(
-            consumer,
-            partition,
-            state.next_offsets.get(&partition).copied(),
-        );
+        self.commit_hint(consumer, partition, next);
         Ok(())
     }
 
@@ -640,10 +698,20 @@ struct PartitionBuffer {
     traces: TracedRecords,
 }
 
+/// A partition's buffer handed to a blocking thread to be encoded.
+struct PendingFlush {
+    partition: i32,
+    /// The records' trace contexts by position in the buffer.
+    traces: TracedRecords,
+    encoding: tokio::task::JoinHandle<Result<Vec<EncodedFile>, SessionError>>,
+}
+
 struct SessionState {
-    /// Per partition, the first offset not yet in the lake or a buffer.
+    /// Per partition, the first offset not yet in the lake, a buffer or a pending flush.
     next_offsets: BTreeMap<i32, i64>,
     buffers: BTreeMap<i32, PartitionBuffer>,
+    /// Buffers being encoded, oldest first: written in this order.
+    pending: VecDeque<PendingFlush>,
     dataset_schema: Option<SchemaRef>,
     seen_schema_ids: HashSet<u32>,
 }
