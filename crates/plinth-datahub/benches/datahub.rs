@@ -18,9 +18,9 @@
 //!   bounds) reading the same N records.
 //! - **lake**: a lake sink created through the gateway API landing a topic of N records as Parquet,
 //!   timed from `CreateLakeSink` until `ListLakeSinks` reports every record landed, beside a plain loop
-//!   over the same framed records: JSON text into Arrow with `domain::records::text_to_record_batch`
-//!   (what the sink uses), Parquet with `domain::lake_file::encode_parquet`, files written to a local
-//!   dir.
+//!   over the same framed records, one thread per partition's file (the sink encodes two full buffers
+//!   at once): JSON text into Arrow with `domain::records::text_to_record_batch` (what the sink uses),
+//!   Parquet with `domain::lake_file::encode_parquet`, files written to a local dir.
 //!
 //! Each figure is printed with its ratio and PASS/MISS against the goal, followed by
 //! machine-readable `BENCH_RESULT` lines. A miss is reported, never asserted; only a failed request or
@@ -999,32 +999,54 @@ fn raw_lake(
     dir: &Path,
 ) -> anyhow::Result<u64> {
     std::fs::create_dir_all(dir)?;
-    let mut written = 0;
-    for partition in 0..LAKE_PARTITIONS {
-        let mut records = TextRecords::new();
-        for (offset, (_, bytes)) in framed
-            .iter()
-            .enumerate()
-            .filter(|(index, _)| lake_partition(*index) == partition)
-            .enumerate()
-        {
-            let (schema_id, json) = wire_format::decode(bytes)?;
-            records.push(
-                json,
-                KafkaMetadata {
-                    partition,
-                    offset: offset as i64,
-                    timestamp_ms,
-                    schema_id: schema_id as i32,
-                },
-            );
-        }
-        let batch = text_to_record_batch(schema, &records, 0..records.len())?;
-        let bytes = encode_parquet(schema, &[batch])?;
-        written += bytes.len() as u64;
-        std::fs::write(dir.join(format!("partition-{partition}.parquet")), bytes)?;
-    }
+    // One thread per partition's file, as the sink encodes two full buffers at once.
+    let written = std::thread::scope(|scope| {
+        let files: Vec<_> = (0..LAKE_PARTITIONS)
+            .map(|partition| {
+                scope.spawn(move || raw_lake_file(schema, framed, timestamp_ms, dir, partition))
+            })
+            .collect();
+        files
+            .into_iter()
+            .map(|file| {
+                file.join()
+                    .map_err(|_| anyhow::anyhow!("a raw lake thread panicked"))?
+            })
+            .sum::<anyhow::Result<u64>>()
+    })?;
     Ok(written)
+}
+
+/// One partition's records as one Parquet file, the way the sink builds it.
+fn raw_lake_file(
+    schema: &SchemaRef,
+    framed: &[Vec<u8>],
+    timestamp_ms: i64,
+    dir: &Path,
+    partition: i32,
+) -> anyhow::Result<u64> {
+    let mut records = TextRecords::new();
+    for (offset, (_, bytes)) in framed
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| lake_partition(*index) == partition)
+        .enumerate()
+    {
+        let (schema_id, json) = wire_format::decode(bytes)?;
+        records.push(
+            json,
+            KafkaMetadata {
+                partition,
+                offset: offset as i64,
+                timestamp_ms,
+                schema_id: schema_id as i32,
+            },
+        );
+    }
+    let batch = text_to_record_batch(schema, &records, 0..records.len())?;
+    let bytes = encode_parquet(schema, &[batch])?;
+    std::fs::write(dir.join(format!("partition-{partition}.parquet")), &bytes)?;
+    Ok(bytes.len() as u64)
 }
 
 async fn bench_lake(services: &Services, count: usize) -> anyhow::Result<Report> {

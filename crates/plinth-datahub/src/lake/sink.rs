@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
+use futures::FutureExt as _;
 use object_store::{ObjectStoreExt, PutPayload};
 use plinth_proto::datahub::v1 as pb;
 use plinth_proto::ids::{SchemaId, TopicName};
@@ -68,6 +69,9 @@ const HEALTHY_SESSION: Duration = Duration::from_secs(30);
 const AGE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 /// A file is put only while the lease holds at least this much longer.
 const LEASE_SAFETY_MS: i64 = 5_000;
+/// The most records taken from librdkafka's queue in a row without checking for a stop or a finished
+/// encoding.
+const DRAIN_MAX_RECORDS: usize = 1_000;
 /// Buffers encoding on blocking threads while the sink reads on; one more waits for the oldest.
 const MAX_PENDING_FLUSHES: usize = 2;
 /// How long closing a consumer may take before it is left to finish in the background.
@@ -392,29 +396,43 @@ impl SinkTask {
                         self.flush(consumer, state, partition).await?;
                     }
                 }
-                received = consumer.recv() => match received {
-                    Ok(message) => {
-                        consecutive_errors = 0;
-                        let partition = message.partition();
-                        let accepted = self.accept(&message, state).await;
-                        drop(message);
-                        match accepted {
-                            Ok(true) => self.flush(consumer, state, partition).await?,
-                            Ok(false) => {}
-                            Err(SessionError::Fatal(reason)) => {
-                                // Land the records before the bad one, so the sink stands at its offset.
-                                let _ = self.flush_all(consumer, state).await;
-                                return Err(SessionError::Fatal(reason));
+                received = consumer.recv() => {
+                    // After a record that had to be waited for, the records librdkafka already holds
+                    // are taken without going through the select (bounded, so a stop or a pending
+                    // file is seen soon).
+                    let mut next = Some(received);
+                    let mut taken = 0;
+                    while let Some(received) = next.take() {
+                        match received {
+                            Ok(message) => {
+                                consecutive_errors = 0;
+                                let partition = message.partition();
+                                let accepted = self.accept(&message, state).await;
+                                drop(message);
+                                match accepted {
+                                    Ok(true) => self.flush(consumer, state, partition).await?,
+                                    Ok(false) => {}
+                                    Err(SessionError::Fatal(reason)) => {
+                                        // Land the records before the bad one, so the sink stands at
+                                        // its offset.
+                                        let _ = self.flush_all(consumer, state).await;
+                                        return Err(SessionError::Fatal(reason));
+                                    }
+                                    Err(transient) => return Err(transient),
+                                }
+                                taken += 1;
+                                if taken < DRAIN_MAX_RECORDS {
+                                    next = consumer.recv().now_or_never();
+                                }
                             }
-                            Err(transient) => return Err(transient),
+                            Err(err) => {
+                                consecutive_errors = consecutive_errors.saturating_add(1);
+                                tracing::warn!(dataset = %self.dataset, error = %err, "lake sink consumer error; librdkafka retries");
+                                pause = Some(Duration::from_millis(100 * u64::from(consecutive_errors.min(50))));
+                            }
                         }
                     }
-                    Err(err) => {
-                        consecutive_errors = consecutive_errors.saturating_add(1);
-                        tracing::warn!(dataset = %self.dataset, error = %err, "lake sink consumer error; librdkafka retries");
-                        pause = Some(Duration::from_millis(100 * u64::from(consecutive_errors.min(50))));
-                    }
-                },
+                }
             }
             if let Some(pause) = pause.take() {
                 tokio::select! {
