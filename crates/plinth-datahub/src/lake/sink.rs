@@ -378,10 +378,7 @@ impl SinkTask {
                     }
                 }, if !state.pending.is_empty() => {
                     if let Some(pending) = state.pending.pop_front() {
-                        let encoded = encoded
-                            .map_err(|err| SessionError::Transient(format!("encoding task: {err}")))??;
-                        self.write_files(consumer, pending.partition, &pending.traces, encoded)
-                            .await?;
+                        self.write_pending(consumer, pending, encoded).await?;
                     }
                 }
                 _ = age_check.tick() => {
@@ -603,13 +600,22 @@ impl SinkTask {
         consumer: &StreamConsumer,
         state: &mut SessionState,
     ) -> Result<(), SessionError> {
-        let Some(pending) = state.pending.pop_front() else {
+        let Some(mut pending) = state.pending.pop_front() else {
             return Ok(());
         };
-        let encoded = pending
-            .encoding
-            .await
-            .map_err(|err| SessionError::Transient(format!("encoding task: {err}")))??;
+        let encoded = (&mut pending.encoding).await;
+        self.write_pending(consumer, pending, encoded).await
+    }
+
+    /// Writes the files of a pending flush whose encoding has finished with `encoded`.
+    async fn write_pending(
+        &self,
+        consumer: &StreamConsumer,
+        pending: PendingFlush,
+        encoded: Result<Result<Vec<EncodedFile>, SessionError>, tokio::task::JoinError>,
+    ) -> Result<(), SessionError> {
+        let encoded =
+            encoded.map_err(|err| SessionError::Transient(format!("encoding task: {err}")))??;
         self.write_files(consumer, pending.partition, &pending.traces, encoded)
             .await
     }
