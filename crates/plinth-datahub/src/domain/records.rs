@@ -94,16 +94,32 @@ pub fn to_record_batch(
     )
 }
 
+/// The size of the pieces [`TextRecords`] keeps its text in: the text grows a piece at a time, so a
+/// buffer of hundreds of MiB is never copied to grow (a record bigger than a piece gets one of its own).
+const TEXT_PIECE_BYTES: usize = 4 << 20;
+
 /// Records kept as their JSON text, one after another, with their Kafka metadata: what the lake sink
 /// buffers, so that a record's text is parsed once, straight into Arrow, when its file is written
 /// ([`text_to_record_batch`]), instead of into a `serde_json::Value` first.
 #[derive(Debug, Clone, Default)]
 pub struct TextRecords {
-    /// The records' text, each followed by a newline.
-    text: Vec<u8>,
-    /// Where each record's text ends in `text` (exclusive, before its newline).
-    ends: Vec<usize>,
+    /// The records' text in pieces of [`TEXT_PIECE_BYTES`], each record whole in one piece and followed
+    /// by a newline.
+    pieces: Vec<Vec<u8>>,
+    /// Where each record's text is.
+    spans: Vec<TextSpan>,
     kafka: Vec<KafkaMetadata>,
+    /// The bytes of the records' JSON text (without the separating newlines).
+    json_bytes: usize,
+}
+
+/// Where one record's text is in [`TextRecords::pieces`].
+#[derive(Debug, Clone, Copy)]
+struct TextSpan {
+    piece: usize,
+    start: usize,
+    /// Exclusive, before the record's newline.
+    end: usize,
 }
 
 impl TextRecords {
@@ -114,10 +130,28 @@ impl TextRecords {
 
     /// Appends one record: `json` must be one JSON value (the caller checked it parses).
     pub fn push(&mut self, json: &[u8], kafka: KafkaMetadata) {
-        self.text.extend_from_slice(json);
-        self.ends.push(self.text.len());
-        self.text.push(b'\n');
+        let needed = json.len() + 1;
+        if self
+            .pieces
+            .last()
+            .is_none_or(|piece| piece.capacity() - piece.len() < needed)
+        {
+            self.pieces
+                .push(Vec::with_capacity(needed.max(TEXT_PIECE_BYTES)));
+        }
+        let index = self.pieces.len() - 1;
+        let piece = &mut self.pieces[index];
+        let start = piece.len();
+        piece.extend_from_slice(json);
+        let end = piece.len();
+        piece.push(b'\n');
+        self.spans.push(TextSpan {
+            piece: index,
+            start,
+            end,
+        });
         self.kafka.push(kafka);
+        self.json_bytes += json.len();
     }
 
     /// The number of records.
@@ -132,7 +166,7 @@ impl TextRecords {
 
     /// The bytes of the records' JSON text (without the separating newlines).
     pub fn json_bytes(&self) -> usize {
-        self.text.len() - self.len()
+        self.json_bytes
     }
 
     /// Every record's Kafka metadata, in order.
@@ -140,25 +174,34 @@ impl TextRecords {
         &self.kafka
     }
 
-    /// Where record `index`'s text starts.
-    fn start(&self, index: usize) -> usize {
-        match index.checked_sub(1) {
-            Some(previous) => self.ends[previous] + 1,
-            None => 0,
-        }
-    }
-
-    /// The text of the records in `range`, newline-separated.
-    fn text_of(&self, range: &Range<usize>) -> &[u8] {
+    /// The text of the records in `range`, newline-separated, as one slice per piece it spans.
+    fn text_of(&self, range: &Range<usize>) -> Vec<&[u8]> {
         if range.is_empty() {
-            return &[];
+            return Vec::new();
         }
-        &self.text[self.start(range.start)..self.ends[range.end - 1]]
+        let (Some(first), Some(last)) =
+            (self.spans.get(range.start), self.spans.get(range.end - 1))
+        else {
+            return Vec::new();
+        };
+        (first.piece..=last.piece)
+            .map(|piece| {
+                let text = &self.pieces[piece];
+                let from = if piece == first.piece { first.start } else { 0 };
+                let to = if piece == last.piece {
+                    last.end
+                } else {
+                    text.len()
+                };
+                &text[from..to]
+            })
+            .collect()
     }
 
     /// The text of record `index`.
     fn record(&self, index: usize) -> &[u8] {
-        &self.text[self.start(index)..self.ends[index]]
+        let span = self.spans[index];
+        &self.pieces[span.piece][span.start..span.end]
     }
 }
 
@@ -195,11 +238,11 @@ pub fn text_to_record_batch(
             .collect::<Result<Vec<Value>, RecordsError>>()?;
         value_columns(&user_fields, values.iter().zip(metadata.iter().copied()))?
     } else {
-        match decode_user_text(&user_fields, records.text_of(&range), range.len()) {
+        match decode_user_text(&user_fields, &records.text_of(&range), range.len()) {
             Ok(columns) => columns,
             Err(source) => {
                 let first = range.clone().find_map(|index| {
-                    decode_user_text(&user_fields, records.record(index), 1)
+                    decode_user_text(&user_fields, &[records.record(index)], 1)
                         .err()
                         .map(|source| (index, source))
                 });
@@ -276,25 +319,27 @@ fn with_system_columns<'a>(
 /// Decodes `rows` newline-separated JSON records into the user columns.
 fn decode_user_text(
     user_fields: &Fields,
-    text: &[u8],
+    text: &[&[u8]],
     rows: usize,
 ) -> Result<Vec<ArrayRef>, ArrowError> {
     if user_fields.is_empty() {
         return Ok(Vec::new());
     }
     let mut decoder = decoder_for(user_fields, rows)?;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let consumed = decoder.decode(rest)?;
-        if consumed == 0 {
-            break;
+    for piece in text {
+        let mut rest = *piece;
+        while !rest.is_empty() {
+            let consumed = decoder.decode(rest)?;
+            if consumed == 0 {
+                break;
+            }
+            rest = &rest[consumed..];
         }
-        rest = &rest[consumed..];
-    }
-    if !rest.iter().all(u8::is_ascii_whitespace) {
-        return Err(ArrowError::JsonError(
-            "the text holds more JSON values than records".to_owned(),
-        ));
+        if !rest.iter().all(u8::is_ascii_whitespace) {
+            return Err(ArrowError::JsonError(
+                "the text holds more JSON values than records".to_owned(),
+            ));
+        }
     }
     let (columns, decoded_rows) = decoded_columns(decoder, user_fields)?;
     if decoded_rows != rows {

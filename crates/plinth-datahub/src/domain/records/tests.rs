@@ -615,3 +615,38 @@ fn flat_records_decode_the_same_from_text_and_from_values() {
     let batch = to_record_batch(&schema, &records).unwrap();
     assert_eq!(batch.num_rows(), 40);
 }
+
+#[test]
+fn text_over_several_pieces_decodes_like_the_parsed_records() {
+    let schema = lake_schema(&flat_order_schema());
+    // Notes of 300 KiB fill a 4 MiB piece in about fourteen records; one note of 5 MiB is bigger than
+    // a piece and gets one of its own.
+    let records: Vec<LakeRecord> = (0..40)
+        .map(|offset| {
+            let mut record = flat_order(offset);
+            let size = if offset == 20 { 5 << 20 } else { 300 << 10 };
+            record.value["note"] = json!("n".repeat(size));
+            record
+        })
+        .collect();
+    let mut text = TextRecords::new();
+    for record in &records {
+        text.push(record.value.to_string().as_bytes(), record.kafka);
+    }
+    assert!(text.pieces.len() >= 4, "{} pieces", text.pieces.len());
+    assert_eq!(
+        text.json_bytes(),
+        records
+            .iter()
+            .map(|record| record.value.to_string().len())
+            .sum::<usize>()
+    );
+    for range in [0..40, 10..30, 19..22, 20..21, 13..15, 39..40] {
+        let expected = super::to_record_batch(&schema, &records[range.clone()]).unwrap();
+        assert_eq!(
+            text_to_record_batch(&schema, &text, range.clone()).unwrap(),
+            expected,
+            "records {range:?}"
+        );
+    }
+}
