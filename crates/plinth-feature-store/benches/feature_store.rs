@@ -1016,19 +1016,13 @@ async fn training(
             settings.entity_rows
         );
     }
-    let elapsed = Duration::from_secs_f64(median(&runs));
-    results
-        .training
-        .push((PLINTH_PARQUET, elapsed, settings.entity_rows));
-    println!(
-        "  training plinth GetTrainingSet: {:.3} s (median of {})",
-        elapsed.as_secs_f64(),
-        runs_text(&runs)
+    record_plinth_runs(
+        results,
+        PLINTH_PARQUET,
+        "GetTrainingSet",
+        &runs,
+        settings.entity_rows,
     );
-    results.notes.push(format!(
-        "training runs, plinth GetTrainingSet: {} s",
-        runs_text(&runs)
-    ));
     let flight_rows = flight_training(settings, plinth, entities_path, results).await?;
     let Some(python) = python else {
         return Ok(());
@@ -1195,20 +1189,36 @@ async fn flight_training(
             runs.push(elapsed);
         }
     }
-    let elapsed = Duration::from_secs_f64(median(&runs));
-    results
-        .training
-        .push((PLINTH_FLIGHT, elapsed, settings.entity_rows));
+    record_plinth_runs(
+        results,
+        PLINTH_FLIGHT,
+        "Flight DoGet",
+        &runs,
+        settings.entity_rows,
+    );
+    first_rows.context("no timed Flight run")
+}
+
+/// Records one of Plinth's training-set ways: its median time as `row` of the table, printed with
+/// every timed run, and the runs as a note.
+fn record_plinth_runs(
+    results: &mut Results,
+    row: &'static str,
+    way: &str,
+    runs: &[f64],
+    rows: usize,
+) {
+    let elapsed = Duration::from_secs_f64(median(runs));
+    results.training.push((row, elapsed, rows));
     println!(
-        "  training plinth Flight DoGet: {:.3} s (median of {})",
+        "  training plinth {way}: {:.3} s (median of {})",
         elapsed.as_secs_f64(),
-        runs_text(&runs)
+        runs_text(runs)
     );
     results.notes.push(format!(
-        "training runs, plinth Flight DoGet: {} s",
-        runs_text(&runs)
+        "training runs, plinth {way}: {} s",
+        runs_text(runs)
     ));
-    first_rows.context("no timed Flight run")
 }
 
 /// The median of `values` (not empty).

@@ -316,7 +316,8 @@ fn with_system_columns<'a>(
         .map_err(|source| RecordsError::Decode { source })
 }
 
-/// Decodes `rows` newline-separated JSON records into the user columns.
+/// Decodes `rows` newline-separated JSON records, given as slices that each end at a record boundary,
+/// into the user columns.
 fn decode_user_text(
     user_fields: &Fields,
     text: &[&[u8]],
