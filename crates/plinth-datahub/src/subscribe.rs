@@ -380,7 +380,6 @@ impl Subscriptions {
                 "fetch.max.bytes",
                 self.limits.prefetch_bytes.max(1_048_576).to_string(),
             )
-            .set("queued.min.messages", "1")
             .set("max.poll.interval.ms", "600000");
         let context = StreamContext {
             start,
