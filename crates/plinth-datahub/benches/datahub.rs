@@ -15,7 +15,10 @@
 //!   `--produce-client`), as separate clients of a gateway would.
 //! - **subscribe**: a gRPC `Subscribe` stream from EARLIEST in a fresh group reading N records, beside a
 //!   raw `StreamConsumer` with the gateway's group settings (`kafka::consumer_config`, the same prefetch
-//!   bounds) reading the same N records.
+//!   bounds) reading the same N records. Then the batches the gateway delivered are replayed by a
+//!   server without Kafka (the runtime's server stack, the same client): the gRPC hop alone. The
+//!   machine's busy CPU per record in each phase (`/proc/stat`) gives the best ratio the gateway could
+//!   reach on this machine, raw's reading plus the hop with every core busy.
 //! - **lake**: a lake sink created through the gateway API landing a topic of N records as Parquet,
 //!   timed from `CreateLakeSink` until `ListLakeSinks` reports every record landed, beside a plain loop
 //!   over the same framed records, one thread per partition's file (the sink encodes two full buffers
@@ -771,13 +774,22 @@ fn side(records: usize, elapsed: Duration) -> Side {
 
 // ---- subscribe ------------------------------------------------------------------------------------
 
-/// Reads `count` records through `Subscribe` from EARLIEST in a fresh group; returns the time to the
-/// first record and to the last.
+/// One subscribe measurement: times from the start to the first record and to the last, and the
+/// machine's busy CPU seconds between them.
+struct Reading {
+    first: Duration,
+    all: Duration,
+    busy: f64,
+}
+
+/// Reads `count` records through `Subscribe` from EARLIEST in a fresh group, keeping the responses in
+/// `keep` when given.
 async fn gateway_subscribe(
     client: &DataHubServiceClient<AuthChannel>,
     topic: &str,
     count: usize,
-) -> anyhow::Result<(Duration, Duration)> {
+    mut keep: Option<&mut Vec<pb::SubscribeResponse>>,
+) -> anyhow::Result<Reading> {
     let started = Instant::now();
     let mut stream = client
         .clone()
@@ -800,7 +812,7 @@ async fn gateway_subscribe(
             .context("Subscribe ended early")?
             .context("Subscribe failed")?;
         if !response.records.is_empty() && first.is_none() {
-            first = Some(started.elapsed());
+            first = Some((started.elapsed(), busy_seconds()));
         }
         received += response.records.len();
         bytes += response
@@ -808,19 +820,23 @@ async fn gateway_subscribe(
             .iter()
             .map(|r| r.value.as_ref().map_or(0, String::len))
             .sum::<usize>();
+        if let Some(kept) = keep.as_mut() {
+            kept.push(response);
+        }
     }
     let elapsed = started.elapsed();
     std::hint::black_box(bytes);
     drop(stream);
-    Ok((first.unwrap_or(elapsed), elapsed))
+    let (first, busy_at_first) = first.unwrap_or((elapsed, busy_seconds()));
+    Ok(Reading {
+        first,
+        all: elapsed,
+        busy: busy_seconds() - busy_at_first,
+    })
 }
 
 /// Reads `count` records with a raw `StreamConsumer` with the gateway's group and prefetch settings.
-async fn raw_subscribe(
-    kafka: &KafkaConfig,
-    topic: &str,
-    count: usize,
-) -> anyhow::Result<(Duration, Duration)> {
+async fn raw_subscribe(kafka: &KafkaConfig, topic: &str, count: usize) -> anyhow::Result<Reading> {
     let started = Instant::now();
     let group = format!("bench-raw-{}", uuid::Uuid::now_v7().simple());
     let mut config = consumer_config(kafka, &group).map_err(|err| anyhow::anyhow!("{err:?}"))?;
@@ -837,7 +853,7 @@ async fn raw_subscribe(
             .await
             .context("raw consumer stalled")??;
         if first.is_none() {
-            first = Some(started.elapsed());
+            first = Some((started.elapsed(), busy_seconds()));
         }
         // What a client does at least: strip the wire-format prefix and look at the JSON text.
         let payload = message.payload().context("a record without a value")?;
@@ -850,7 +866,12 @@ async fn raw_subscribe(
         let _ = consumer.unassign();
         drop(consumer);
     });
-    Ok((first.unwrap_or(elapsed), elapsed))
+    let (first, busy_at_first) = first.unwrap_or((elapsed, busy_seconds()));
+    Ok(Reading {
+        first,
+        all: elapsed,
+        busy: busy_seconds() - busy_at_first,
+    })
 }
 
 async fn bench_subscribe(services: &Services, count: usize) -> anyhow::Result<Report> {
@@ -874,31 +895,223 @@ async fn bench_subscribe(services: &Services, count: usize) -> anyhow::Result<Re
     }
     let warm = (count / 10).max(BATCH);
     eprintln!("== subscribe: warmup ({warm} records each side)");
-    gateway_subscribe(&services.client, topic, warm).await?;
+    gateway_subscribe(&services.client, topic, warm, None).await?;
     raw_subscribe(&services.kafka, topic, warm).await?;
     eprintln!("== subscribe: raw StreamConsumer, {count} records");
-    let (raw_first, raw_all) = raw_subscribe(&services.kafka, topic, count).await?;
+    let raw_reading = raw_subscribe(&services.kafka, topic, count).await?;
     eprintln!("== subscribe: gateway Subscribe, {count} records");
-    let (gateway_first, gateway_all) = gateway_subscribe(&services.client, topic, count).await?;
+    let mut delivered = Vec::new();
+    let gateway_reading =
+        gateway_subscribe(&services.client, topic, count, Some(&mut delivered)).await?;
+    eprintln!("== subscribe: the gRPC hop alone, the same {count} records replayed");
+    let replay = replay_subscribe(delivered, count).await?;
+    let per_record = |reading: &Reading| reading.busy * 1e6 / count as f64;
+    let (cpu_raw, cpu_gateway, cpu_replay) = (
+        per_record(&raw_reading),
+        per_record(&gateway_reading),
+        per_record(&replay),
+    );
+    let raw = side(count, raw_reading.all - raw_reading.first);
+    // A gateway reads Kafka as the raw consumer does and then makes the hop: with every core busy
+    // all the time it could at best reach this share of the raw rate.
+    let bound = CORES / (cpu_raw + cpu_replay) * 1e6 / raw.records_per_second();
     // Both wait for the group join before the first record: the rate is taken after it.
     Ok(Report {
         case: Case::Subscribe,
-        gateway: side(count, gateway_all - gateway_first),
-        raw: side(count, raw_all - raw_first),
+        gateway: side(count, gateway_reading.all - gateway_reading.first),
+        raw,
         notes: vec![
+            format!(
+                "the gRPC hop alone (the delivered batches replayed by a server without Kafka, same server stack and client): {:.0} records/s",
+                count as f64 / (replay.all - replay.first).as_secs_f64()
+            ),
+            format!(
+                "machine CPU per record from the first record to the last (all processes, /proc/stat): raw {cpu_raw:.2} µs, gateway {cpu_gateway:.2} µs, hop alone {cpu_replay:.2} µs; with raw's reading plus the hop on {CORES} busy cores the ratio could reach at most {bound:.2}"
+            ),
             format!(
                 "fresh group from EARLIEST, session.timeout.ms {}; rate from the first record to the last (group join excluded)",
                 SESSION_TIMEOUT.as_millis()
             ),
             format!(
                 "first record after: gateway {:.2} s, raw {:.2} s; all {count} records after: gateway {:.2} s, raw {:.2} s",
-                gateway_first.as_secs_f64(),
-                raw_first.as_secs_f64(),
-                gateway_all.as_secs_f64(),
-                raw_all.as_secs_f64()
+                gateway_reading.first.as_secs_f64(),
+                raw_reading.first.as_secs_f64(),
+                gateway_reading.all.as_secs_f64(),
+                raw_reading.all.as_secs_f64()
             ),
         ],
     })
+}
+
+/// The cores the subscribe bound assumes busy (this bench's machine: 2).
+const CORES: f64 = 2.0;
+
+/// CPU seconds the machine spent busy since boot (all cores), from /proc/stat (0 where it cannot be
+/// read).
+fn busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: f64 = fields.iter().take(8).sum();
+    let idle = fields.get(3).copied().unwrap_or(0.0) + fields.get(4).copied().unwrap_or(0.0);
+    (total - idle) / 100.0
+}
+
+/// A server that answers Subscribe by replaying batches it holds (no Kafka), and nothing else.
+struct Replay {
+    batches: std::sync::Mutex<Vec<pb::SubscribeResponse>>,
+}
+
+type Unary<T> = Result<tonic::Response<T>, tonic::Status>;
+
+fn only_subscribe<T>() -> Unary<T> {
+    Err(tonic::Status::unimplemented(
+        "the replay server answers Subscribe only",
+    ))
+}
+
+#[tonic::async_trait]
+impl pb::data_hub_service_server::DataHubService for Replay {
+    async fn create_topic(
+        &self,
+        _: tonic::Request<pb::CreateTopicRequest>,
+    ) -> Unary<pb::CreateTopicResponse> {
+        only_subscribe()
+    }
+    async fn describe_topic(
+        &self,
+        _: tonic::Request<pb::DescribeTopicRequest>,
+    ) -> Unary<pb::DescribeTopicResponse> {
+        only_subscribe()
+    }
+    async fn list_topics(
+        &self,
+        _: tonic::Request<pb::ListTopicsRequest>,
+    ) -> Unary<pb::ListTopicsResponse> {
+        only_subscribe()
+    }
+    async fn delete_topic(
+        &self,
+        _: tonic::Request<pb::DeleteTopicRequest>,
+    ) -> Unary<pb::DeleteTopicResponse> {
+        only_subscribe()
+    }
+    async fn produce(&self, _: tonic::Request<pb::ProduceRequest>) -> Unary<pb::ProduceResponse> {
+        only_subscribe()
+    }
+    async fn produce_stream(
+        &self,
+        _: tonic::Request<tonic::Streaming<pb::ProduceStreamRequest>>,
+    ) -> Unary<pb::ProduceStreamResponse> {
+        only_subscribe()
+    }
+    type SubscribeStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::SubscribeResponse, tonic::Status>>;
+    async fn subscribe(
+        &self,
+        _: tonic::Request<pb::SubscribeRequest>,
+    ) -> Unary<Self::SubscribeStream> {
+        let batches = std::mem::take(
+            &mut *self
+                .batches
+                .lock()
+                .map_err(|_| tonic::Status::internal("the replay lock is poisoned"))?,
+        );
+        // As the gateway's streams: a task sends into a channel of the default depth.
+        let depth = plinth_datahub::config::SubscribeConfig::default().buffered_batches;
+        let (sender, receiver) = tokio::sync::mpsc::channel(depth);
+        tokio::spawn(async move {
+            for batch in batches {
+                if sender.send(Ok(batch)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(tonic::Response::new(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        ))
+    }
+    async fn commit(&self, _: tonic::Request<pb::CommitRequest>) -> Unary<pb::CommitResponse> {
+        only_subscribe()
+    }
+    async fn create_lake_sink(
+        &self,
+        _: tonic::Request<pb::CreateLakeSinkRequest>,
+    ) -> Unary<pb::CreateLakeSinkResponse> {
+        only_subscribe()
+    }
+    async fn list_lake_sinks(
+        &self,
+        _: tonic::Request<pb::ListLakeSinksRequest>,
+    ) -> Unary<pb::ListLakeSinksResponse> {
+        only_subscribe()
+    }
+    async fn pause_lake_sink(
+        &self,
+        _: tonic::Request<pb::PauseLakeSinkRequest>,
+    ) -> Unary<pb::PauseLakeSinkResponse> {
+        only_subscribe()
+    }
+    async fn resume_lake_sink(
+        &self,
+        _: tonic::Request<pb::ResumeLakeSinkRequest>,
+    ) -> Unary<pb::ResumeLakeSinkResponse> {
+        only_subscribe()
+    }
+    async fn delete_lake_sink(
+        &self,
+        _: tonic::Request<pb::DeleteLakeSinkRequest>,
+    ) -> Unary<pb::DeleteLakeSinkResponse> {
+        only_subscribe()
+    }
+    async fn list_datasets(
+        &self,
+        _: tonic::Request<pb::ListDatasetsRequest>,
+    ) -> Unary<pb::ListDatasetsResponse> {
+        only_subscribe()
+    }
+    async fn describe_dataset(
+        &self,
+        _: tonic::Request<pb::DescribeDatasetRequest>,
+    ) -> Unary<pb::DescribeDatasetResponse> {
+        only_subscribe()
+    }
+}
+
+/// Serves `batches` through the runtime's gRPC server and reads them back with the bench's client:
+/// the gRPC hop alone.
+async fn replay_subscribe(
+    batches: Vec<pb::SubscribeResponse>,
+    count: usize,
+) -> anyhow::Result<Reading> {
+    let mut config = plinth_runtime::config::ServerConfig::with_ports(0, 0);
+    config.grpc.listen = "127.0.0.1:0".parse()?;
+    config.http.listen = "127.0.0.1:0".parse()?;
+    let server = plinth_runtime::server::ServerBuilder::new("replay", config)
+        .grpc_service(
+            pb::data_hub_service_server::DataHubServiceServer::new(Replay {
+                batches: std::sync::Mutex::new(batches),
+            })
+            .max_encoding_message_size(64 * 1024 * 1024),
+        )
+        .bind()
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    let addr = server.grpc_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(async move {
+        let _ = stopped.await;
+    }));
+    let client = connect(addr).await?;
+    let reading = gateway_subscribe(&client, "replay", count, None).await?;
+    let _ = stop.send(());
+    Ok(reading)
 }
 
 /// The records a topic holds (sum of high minus low watermarks), through DescribeTopic.
