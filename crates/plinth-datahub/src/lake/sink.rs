@@ -6,9 +6,11 @@
 //! that rewinds (an offset reset after a broker restart) cannot duplicate anything. Records are buffered
 //! per partition and cut into files when a buffer reaches `max_file_rows` or `max_file_bytes` (JSON
 //! bytes) or its first record is `max_file_age` old; [`split_into_files`] splits a buffer by event date.
-//! A full buffer is encoded on a blocking thread while the sink reads on (at most
-//! [`MAX_PENDING_FLUSHES`] at a time), and the files are written one at a time in the order the buffers
-//! were cut, so each partition's in offset order, each with one atomic put. A crash leaves a
+//! While a buffer fills, each quarter file's worth of records (at most [`DECODE_CHUNK_BYTES`]) is decoded
+//! into Arrow on a blocking thread; a full buffer is then encoded on a blocking thread while the sink
+//! reads on (at most [`MAX_PENDING_FLUSHES`] at a time; a chunk decoded before the dataset's schema
+//! evolved is decoded again), and the files are written one at a time in the order the buffers were
+//! cut, so each partition's in offset order, each with one atomic put. A crash leaves a
 //! prefix of that sequence in the lake, and the next session starts right after it (see
 //! `domain::lake_path`). Offsets are also committed to Kafka after each file, only as a hint for tools
 //! that show consumer-group lag.
@@ -24,8 +26,9 @@
 //! header) of the file's first record that carries one and linked to the other records' contexts, so a
 //! trace follows a record from its producer into the lake; only when traces are exported.
 //!
-//! Memory: at most one file's worth of records per partition (`max_file_rows`/`max_file_bytes`), plus
-//! the [`MAX_PENDING_FLUSHES`] buffers being encoded, plus librdkafka's fetch queue.
+//! Memory: at most one file's worth of records per partition (`max_file_rows`/`max_file_bytes`; the text,
+//! and the Arrow form of the chunks decoded, which is smaller), plus the [`MAX_PENDING_FLUSHES`] buffers
+//! being encoded, plus librdkafka's fetch queue.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Range;
@@ -33,6 +36,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use futures::FutureExt as _;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -74,6 +78,13 @@ const LEASE_SAFETY_MS: i64 = 5_000;
 const DRAIN_MAX_RECORDS: usize = 1_000;
 /// Buffers encoding on blocking threads while the sink reads on; one more waits for the oldest.
 const MAX_PENDING_FLUSHES: usize = 2;
+/// A partition buffer hands its newest records to a blocking thread to be decoded into Arrow once they
+/// hold a quarter of a file's limits (`max_file_rows`, `max_file_bytes`), at most this much JSON text
+/// or [`DECODE_CHUNK_ROWS`] records, so decoding runs beside reading instead of all at once when the
+/// file is cut.
+const DECODE_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// See [`DECODE_CHUNK_BYTES`].
+const DECODE_CHUNK_ROWS: usize = 65_536;
 /// How long closing a consumer may take before it is left to finish in the background.
 const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -156,6 +167,7 @@ pub(crate) enum SinkExit {
     Failed(String),
 }
 
+#[derive(Debug)]
 enum SessionError {
     /// Stop the sink: FAILED with this message.
     Fatal(String),
@@ -519,16 +531,12 @@ impl SinkTask {
         let buffer = state
             .buffers
             .entry(partition)
-            .or_insert_with(|| PartitionBuffer {
-                records: TextRecords::new(),
-                started: Instant::now(),
-                traces: TracedRecords::new(),
-            });
+            .or_insert_with(PartitionBuffer::new);
         if buffer.traces.is_collecting()
             && let Some(headers) = message.headers()
         {
             buffer.traces.push(
-                buffer.records.len(),
+                buffer.len(),
                 headers
                     .iter()
                     .map(|header| (header.key, header.value.unwrap_or_default())),
@@ -544,8 +552,18 @@ impl SinkTask {
             },
         );
         state.next_offsets.insert(partition, offset + 1);
-        Ok(buffer.records.len() >= self.config.max_file_rows
-            || buffer.records.json_bytes() >= self.config.max_file_bytes)
+        let full = buffer.len() >= self.config.max_file_rows
+            || buffer.json_bytes() >= self.config.max_file_bytes;
+        if !full
+            && (buffer.records.json_bytes()
+                >= (self.config.max_file_bytes / 4).clamp(1, DECODE_CHUNK_BYTES)
+                || buffer.records.len()
+                    >= (self.config.max_file_rows / 4).clamp(1, DECODE_CHUNK_ROWS))
+            && let Some(schema) = &state.dataset_schema
+        {
+            buffer.decode_newest(schema);
+        }
+        Ok(full)
     }
 
     /// Hands a partition's buffer to a blocking thread to be encoded while the sink reads on; the
@@ -563,14 +581,36 @@ impl SinkTask {
         let Some(schema) = state.dataset_schema.clone() else {
             return Ok(());
         };
-        if buffer.records.is_empty() {
+        if buffer.len() == 0 {
             return Ok(());
         }
-        let records = buffer.records;
+        let PartitionBuffer {
+            decoding,
+            records,
+            traces,
+            ..
+        } = buffer;
         state.pending.push_back(PendingFlush {
             partition,
-            traces: buffer.traces,
-            encoding: tokio::task::spawn_blocking(move || encode_files(&schema, &records)),
+            traces,
+            encoding: tokio::spawn(async move {
+                let mut chunks = Vec::with_capacity(decoding.len() + 1);
+                for chunk in decoding {
+                    let decoded = chunk
+                        .task
+                        .await
+                        .map_err(|err| SessionError::Transient(format!("decoding task: {err}")))?;
+                    chunks.push(decoded);
+                }
+                chunks.push(DecodedChunk {
+                    records,
+                    schema: None,
+                    batch: None,
+                });
+                tokio::task::spawn_blocking(move || encode_files(&schema, chunks))
+                    .await
+                    .map_err(|err| SessionError::Transient(format!("encoding task: {err}")))?
+            }),
         });
         while state.pending.len() > MAX_PENDING_FLUSHES {
             self.write_oldest(consumer, state).await?;
@@ -715,11 +755,75 @@ impl SinkTask {
     }
 }
 
+/// One partition's records on their way to a file: the older ones in chunks being decoded into Arrow
+/// on blocking threads, the newest as text.
 struct PartitionBuffer {
+    /// Chunks handed off to be decoded, oldest first.
+    decoding: Vec<DecodingChunk>,
+    /// The records after the chunks.
     records: TextRecords,
+    /// Records and JSON bytes in `decoding`.
+    decoding_rows: usize,
+    decoding_bytes: usize,
     started: Instant,
-    /// The records' trace contexts by position in `records`.
+    /// The records' trace contexts by position in the buffer (chunks, then `records`).
     traces: TracedRecords,
+}
+
+impl PartitionBuffer {
+    fn new() -> Self {
+        Self {
+            decoding: Vec::new(),
+            records: TextRecords::new(),
+            decoding_rows: 0,
+            decoding_bytes: 0,
+            started: Instant::now(),
+            traces: TracedRecords::new(),
+        }
+    }
+
+    /// The number of records buffered.
+    fn len(&self) -> usize {
+        self.decoding_rows + self.records.len()
+    }
+
+    /// The JSON bytes buffered.
+    fn json_bytes(&self) -> usize {
+        self.decoding_bytes + self.records.json_bytes()
+    }
+
+    /// Hands the text records to a blocking thread that decodes them with `schema`.
+    fn decode_newest(&mut self, schema: &SchemaRef) {
+        let records = std::mem::take(&mut self.records);
+        self.decoding_rows += records.len();
+        self.decoding_bytes += records.json_bytes();
+        let schema = Arc::clone(schema);
+        self.decoding.push(DecodingChunk {
+            task: tokio::task::spawn_blocking(move || {
+                let batch = text_to_record_batch(&schema, &records, 0..records.len());
+                DecodedChunk {
+                    records,
+                    schema: Some(schema),
+                    batch: batch.ok(),
+                }
+            }),
+        });
+    }
+}
+
+/// A chunk of a partition buffer being decoded.
+struct DecodingChunk {
+    task: tokio::task::JoinHandle<DecodedChunk>,
+}
+
+/// A chunk of a partition buffer with its Arrow batch, when decoding it succeeded.
+struct DecodedChunk {
+    /// The chunk's records, kept to decode them again when the dataset's schema evolved after the
+    /// chunk was decoded, or to name the record that does not fit.
+    records: TextRecords,
+    /// The schema `batch` was decoded with.
+    schema: Option<SchemaRef>,
+    batch: Option<RecordBatch>,
 }
 
 /// A partition's buffer handed to a blocking thread to be encoded.
@@ -749,19 +853,32 @@ struct EncodedFile {
     schema: SchemaRef,
 }
 
+/// Encodes a partition buffer's chunks, in order, as its files: a chunk decoded with another schema than
+/// `schema` (the dataset's evolved since) or not decoded is decoded again, from its text, with `schema`.
 fn encode_files(
     schema: &SchemaRef,
-    records: &TextRecords,
+    chunks: Vec<DecodedChunk>,
 ) -> Result<Vec<EncodedFile>, SessionError> {
-    let files =
-        split_into_files(records.metadata()).map_err(|err| SessionError::Fatal(err.to_string()))?;
+    let mut batches = Vec::with_capacity(chunks.len());
+    let mut metadata: Vec<KafkaMetadata> = Vec::new();
+    for chunk in chunks {
+        if chunk.records.is_empty() {
+            continue;
+        }
+        let batch = match (chunk.batch, chunk.schema) {
+            (Some(batch), Some(decoded_with)) if decoded_with == *schema => batch,
+            _ => text_to_record_batch(schema, &chunk.records, 0..chunk.records.len())
+                .map_err(|err| SessionError::Fatal(err.to_string()))?,
+        };
+        metadata.extend_from_slice(chunk.records.metadata());
+        batches.push(batch);
+    }
+    let files = split_into_files(&metadata).map_err(|err| SessionError::Fatal(err.to_string()))?;
     let mut encoded = Vec::with_capacity(files.len());
     for (file, range) in files {
         let row_count = u64::try_from(range.len()).unwrap_or(u64::MAX);
-        let batch = text_to_record_batch(schema, records, range.clone())
+        let bytes = encode_parquet(schema, &slices(&batches, range.clone()))
             .map_err(|err| SessionError::Fatal(err.to_string()))?;
-        let bytes =
-            encode_parquet(schema, &[batch]).map_err(|err| SessionError::Fatal(err.to_string()))?;
         encoded.push(EncodedFile {
             file,
             range,
@@ -771,6 +888,22 @@ fn encode_files(
         });
     }
     Ok(encoded)
+}
+
+/// The rows `range` of `batches` taken as one sequence, as slices of the batches they fall in.
+fn slices(batches: &[RecordBatch], range: Range<usize>) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for batch in batches {
+        let end = start + batch.num_rows();
+        let from = range.start.max(start);
+        let to = range.end.min(end);
+        if from < to {
+            out.push(batch.slice(from - start, to - from));
+        }
+        start = end;
+    }
+    out
 }
 
 /// Closes a consumer off the async threads, bounded: librdkafka's close can block (see
@@ -793,3 +926,6 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not `Send`: drop it here, not across the caller's awaits.
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
+
+#[cfg(test)]
+mod tests;
