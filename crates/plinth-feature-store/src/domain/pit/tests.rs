@@ -522,3 +522,68 @@ fn integer_keys_are_numbered_by_rank_and_found_in_any_row_order() {
         }
     }
 }
+
+#[test]
+fn an_indexed_join_of_many_rows_gathers_every_column_like_the_scanning_join() {
+    // Enough entity rows for the columns to be gathered on several threads, and columns of three types.
+    let mut rng = StdRng::seed_from_u64(0x0b16_c01f);
+    let n_features = 20_000;
+    let keys: Vec<Option<i64>> = (0..n_features)
+        .map(|_| Some(rng.random_range(0..500)))
+        .collect();
+    let events: Vec<Option<i64>> = (0..n_features)
+        .map(|_| Some(rng.random_range(0..10_000)))
+        .collect();
+    let mut features = FeatureRows {
+        keys: vec![ints(&keys)],
+        event_timestamps: ts(&events),
+        created_timestamps: None,
+        features: Vec::new(),
+    };
+    features.features = vec![
+        floats(
+            &(0..n_features)
+                .map(|i| Some(i as f64 / 2.0))
+                .collect::<Vec<_>>(),
+        ),
+        ints(
+            &(0..n_features)
+                .map(|i| (i % 7 != 0).then_some(i as i64))
+                .collect::<Vec<_>>(),
+        ),
+        Arc::new(
+            (0..n_features)
+                .map(|i| Some(format!("v{i}")))
+                .collect::<StringArray>(),
+        ),
+    ];
+    let n_entities = PARALLEL_MIN_ROWS + 123;
+    let entity = EntityRows {
+        keys: vec![ints(
+            &(0..n_entities)
+                .map(|_| Some(rng.random_range(0..520)))
+                .collect::<Vec<_>>(),
+        )],
+        timestamps: ts(&(0..n_entities)
+            .map(|_| Some(rng.random_range(0..11_000)))
+            .collect::<Vec<_>>()),
+    };
+    let options = JoinOptions::default();
+    let index = FeatureIndex::build(features.clone()).unwrap();
+    let indexed = index.join(&entity, &options).unwrap();
+    // The scanning join, itself checked against the brute-force one above (which is too slow here).
+    let scanned = join(&entity, &features, &options).unwrap();
+    assert_eq!(indexed.len(), 3);
+    for (position, (indexed_column, scanned_column)) in indexed.iter().zip(&scanned).enumerate() {
+        assert_eq!(indexed_column.len(), n_entities);
+        assert!(
+            indexed_column.null_count() < n_entities,
+            "column {position}"
+        );
+        assert_eq!(
+            indexed_column.to_data(),
+            scanned_column.to_data(),
+            "column {position}"
+        );
+    }
+}
