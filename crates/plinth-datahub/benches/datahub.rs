@@ -782,6 +782,19 @@ struct Reading {
     busy: f64,
 }
 
+impl Reading {
+    /// The reading of a measurement that ends now, `elapsed` after its start; `first` holds the time
+    /// and [`busy_seconds`] at its first record (none: the end).
+    fn ended(first: Option<(Duration, f64)>, elapsed: Duration) -> Self {
+        let (first, busy_at_first) = first.unwrap_or((elapsed, busy_seconds()));
+        Reading {
+            first,
+            all: elapsed,
+            busy: busy_seconds() - busy_at_first,
+        }
+    }
+}
+
 /// Reads `count` records through `Subscribe` from EARLIEST in a fresh group, keeping the responses in
 /// `keep` when given.
 async fn gateway_subscribe(
@@ -827,12 +840,7 @@ async fn gateway_subscribe(
     let elapsed = started.elapsed();
     std::hint::black_box(bytes);
     drop(stream);
-    let (first, busy_at_first) = first.unwrap_or((elapsed, busy_seconds()));
-    Ok(Reading {
-        first,
-        all: elapsed,
-        busy: busy_seconds() - busy_at_first,
-    })
+    Ok(Reading::ended(first, elapsed))
 }
 
 /// Reads `count` records with a raw `StreamConsumer` with the gateway's group and prefetch settings.
@@ -866,12 +874,7 @@ async fn raw_subscribe(kafka: &KafkaConfig, topic: &str, count: usize) -> anyhow
         let _ = consumer.unassign();
         drop(consumer);
     });
-    let (first, busy_at_first) = first.unwrap_or((elapsed, busy_seconds()));
-    Ok(Reading {
-        first,
-        all: elapsed,
-        busy: busy_seconds() - busy_at_first,
-    })
+    Ok(Reading::ended(first, elapsed))
 }
 
 async fn bench_subscribe(services: &Services, count: usize) -> anyhow::Result<Report> {
@@ -914,7 +917,8 @@ async fn bench_subscribe(services: &Services, count: usize) -> anyhow::Result<Re
     let raw = side(count, raw_reading.all - raw_reading.first);
     // A gateway reads Kafka as the raw consumer does and then makes the hop: with every core busy
     // all the time it could at best reach this share of the raw rate.
-    let bound = CORES / (cpu_raw + cpu_replay) * 1e6 / raw.records_per_second();
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let bound = cores as f64 / (cpu_raw + cpu_replay) * 1e6 / raw.records_per_second();
     // Both wait for the group join before the first record: the rate is taken after it.
     Ok(Report {
         case: Case::Subscribe,
@@ -926,7 +930,7 @@ async fn bench_subscribe(services: &Services, count: usize) -> anyhow::Result<Re
                 count as f64 / (replay.all - replay.first).as_secs_f64()
             ),
             format!(
-                "machine CPU per record from the first record to the last (all processes, /proc/stat): raw {cpu_raw:.2} µs, gateway {cpu_gateway:.2} µs, hop alone {cpu_replay:.2} µs; with raw's reading plus the hop on {CORES} busy cores the ratio could reach at most {bound:.2}"
+                "machine CPU per record from the first record to the last (all processes, /proc/stat): raw {cpu_raw:.2} µs, gateway {cpu_gateway:.2} µs, hop alone {cpu_replay:.2} µs; with raw's reading plus the hop on {cores} busy cores the ratio could reach at most {bound:.2}"
             ),
             format!(
                 "fresh group from EARLIEST, session.timeout.ms {}; rate from the first record to the last (group join excluded)",
@@ -943,11 +947,8 @@ async fn bench_subscribe(services: &Services, count: usize) -> anyhow::Result<Re
     })
 }
 
-/// The cores the subscribe bound assumes busy (this bench's machine: 2).
-const CORES: f64 = 2.0;
-
-/// CPU seconds the machine spent busy since boot (all cores), from /proc/stat (0 where it cannot be
-/// read).
+/// CPU seconds the machine spent busy since boot (all cores), from /proc/stat in Linux's 100 ticks per
+/// second (0 where it cannot be read).
 fn busy_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let fields: Vec<f64> = stat

@@ -597,7 +597,6 @@ impl SinkTask {
                 let mut chunks = Vec::with_capacity(decoding.len() + 1);
                 for chunk in decoding {
                     let decoded = chunk
-                        .task
                         .await
                         .map_err(|err| SessionError::Transient(format!("decoding task: {err}")))?;
                     chunks.push(decoded);
@@ -759,7 +758,7 @@ impl SinkTask {
 /// on blocking threads, the newest as text.
 struct PartitionBuffer {
     /// Chunks handed off to be decoded, oldest first.
-    decoding: Vec<DecodingChunk>,
+    decoding: Vec<tokio::task::JoinHandle<DecodedChunk>>,
     /// The records after the chunks.
     records: TextRecords,
     /// Records and JSON bytes in `decoding`.
@@ -798,22 +797,15 @@ impl PartitionBuffer {
         self.decoding_rows += records.len();
         self.decoding_bytes += records.json_bytes();
         let schema = Arc::clone(schema);
-        self.decoding.push(DecodingChunk {
-            task: tokio::task::spawn_blocking(move || {
-                let batch = text_to_record_batch(&schema, &records, 0..records.len());
-                DecodedChunk {
-                    records,
-                    schema: Some(schema),
-                    batch: batch.ok(),
-                }
-            }),
-        });
+        self.decoding.push(tokio::task::spawn_blocking(move || {
+            let batch = text_to_record_batch(&schema, &records, 0..records.len());
+            DecodedChunk {
+                records,
+                schema: Some(schema),
+                batch: batch.ok(),
+            }
+        }));
     }
-}
-
-/// A chunk of a partition buffer being decoded.
-struct DecodingChunk {
-    task: tokio::task::JoinHandle<DecodedChunk>,
 }
 
 /// A chunk of a partition buffer with its Arrow batch, when decoding it succeeded.
