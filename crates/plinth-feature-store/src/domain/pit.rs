@@ -210,15 +210,14 @@ fn winners_on(
         return Ok(found.into_iter().collect());
     }
     let sorted = SortedFeatures::new(&groups, features);
-    let timestamps = &entity.timestamps;
-    let mut found: Vec<Option<u64>> = vec![None; timestamps.len()];
-    fill_parallel(&mut found, |row_idx| {
-        let group = groups.entity_group(row_idx);
-        if group == NO_GROUP || timestamps.is_null(row_idx) {
-            return None;
-        }
-        sorted.winner(group, timestamps.value(row_idx), ttl, filter_created)
-    });
+    let mut found: Vec<Option<u64>> = vec![None; entity.timestamps.len()];
+    sorted.fill_winners(
+        &mut found,
+        |row_idx| groups.entity_group(row_idx),
+        &entity.timestamps,
+        ttl,
+        filter_created,
+    );
     Ok(found.into_iter().collect())
 }
 
@@ -581,7 +580,8 @@ impl std::hash::Hasher for IntHasher {
 
 type BuildIntHasher = std::hash::BuildHasherDefault<IntHasher>;
 
-/// A feature row that can be a candidate, with what orders it among its key's rows.
+/// A feature row that can be a candidate, with what orders it among its key's rows (only while
+/// [`SortedFeatures`] sorts them).
 #[derive(Debug, Clone, Copy)]
 struct Candidate {
     event: i64,
@@ -591,11 +591,22 @@ struct Candidate {
     row_idx: usize,
 }
 
+/// Entity rows whose searches are started together in [`SortedFeatures::fill_winners`].
+const SEARCH_BLOCK: usize = 32;
+
 /// Candidate feature rows grouped by key group, each group in (event_ts, created_ts, input position)
 /// order: a counting sort by group, then a sort of each (small) group.
+///
+/// The rows are kept as columns (event times, input positions, and created times only when the
+/// created-time filter may need them): a search reads a group's event times, a few contiguous bytes,
+/// and then one position.
 struct SortedFeatures {
-    rows: Vec<Candidate>,
-    /// Group `g`'s rows are `rows[starts[g]..starts[g + 1]]`.
+    events: Vec<i64>,
+    /// The input position of each row.
+    positions: Vec<usize>,
+    /// Each row's created time where valid; empty when the rows have no created time.
+    created: Vec<Option<i64>>,
+    /// Group `g`'s rows are `[starts[g], starts[g + 1])`.
     starts: Vec<usize>,
 }
 
@@ -658,23 +669,109 @@ impl SortedFeatures {
                 slice.sort_by_key(|row| (row.event, row.created));
             }
         }
-        Self { rows, starts }
+        let created = if created.is_some() {
+            rows.iter()
+                .map(|row| row.created_valid.then_some(row.created))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self {
+            events: rows.iter().map(|row| row.event).collect(),
+            positions: rows.iter().map(|row| row.row_idx).collect(),
+            created,
+            starts,
+        }
+    }
+
+    /// The bytes the sorted rows hold.
+    fn memory_size(&self) -> usize {
+        self.events.capacity() * std::mem::size_of::<i64>()
+            + self.positions.capacity() * std::mem::size_of::<usize>()
+            + self.created.capacity() * std::mem::size_of::<Option<i64>>()
+            + self.starts.capacity() * std::mem::size_of::<usize>()
+    }
+
+    /// Sets `out[i]` to the winner of entity row `i`, whose group is `group_of(i)` ([`NO_GROUP`]
+    /// for none), over the cores for big inputs.
+    ///
+    /// Entity rows come in random key order, so each search would wait for its group's rows to come
+    /// from memory, one search after the other. Rows are taken [`SEARCH_BLOCK`] at a time instead: a
+    /// first loop reads the first and last event time and position of each row's group (independent
+    /// loads the processor overlaps), and the searches then find them in cache.
+    fn fill_winners<G>(
+        &self,
+        out: &mut [Option<u64>],
+        group_of: G,
+        timestamps: &TimestampMicrosecondArray,
+        ttl: Option<i64>,
+        filter_created: bool,
+    ) where
+        G: Fn(usize) -> u32 + Sync,
+    {
+        fill_chunks_parallel(out, |base, chunk| {
+            for (block_idx, block) in chunk.chunks_mut(SEARCH_BLOCK).enumerate() {
+                let first = base + block_idx * SEARCH_BLOCK;
+                for offset in 0..block.len() {
+                    let group = group_of(first + offset);
+                    if group != NO_GROUP {
+                        self.touch(group);
+                    }
+                }
+                for (offset, slot) in block.iter_mut().enumerate() {
+                    let row_idx = first + offset;
+                    let group = group_of(row_idx);
+                    *slot = if group == NO_GROUP || timestamps.is_null(row_idx) {
+                        None
+                    } else {
+                        self.winner(group, timestamps.value(row_idx), ttl, filter_created)
+                    };
+                }
+            }
+        });
+    }
+
+    /// Loads the ends of `group`'s rows (most groups fit in a cache line or two), so that a search
+    /// soon after finds them in cache.
+    fn touch(&self, group: u32) {
+        let group = group as usize;
+        let (Some(&start), Some(&end)) = (self.starts.get(group), self.starts.get(group + 1))
+        else {
+            return;
+        };
+        if start < end {
+            let last = end - 1;
+            std::hint::black_box((
+                self.events.get(start).copied(),
+                self.events.get(last).copied(),
+                self.positions.get(start).copied(),
+                self.positions.get(last).copied(),
+                self.created.get(last).copied(),
+            ));
+        }
     }
 
     /// The winner for an entity row of `group` at `ts`.
     fn winner(&self, group: u32, ts: i64, ttl: Option<i64>, filter_created: bool) -> Option<u64> {
         let group = group as usize;
-        let rows = &self.rows[self.starts[group]..self.starts[group + 1]];
-        let after_last = rows.partition_point(|row| row.event <= ts);
+        let (start, end) = (self.starts[group], self.starts[group + 1]);
+        let events = &self.events[start..end];
+        let after_last = events.partition_point(|&event| event <= ts);
         let lower = ttl.map(|ttl| ts.saturating_sub(ttl));
-        for row in rows[..after_last].iter().rev() {
-            if lower.is_some_and(|lower| row.event < lower) {
+        for offset in (0..after_last).rev() {
+            let row = start + offset;
+            if lower.is_some_and(|lower| self.events[row] < lower) {
                 return None;
             }
-            if filter_created && (!row.created_valid || row.created > ts) {
+            if filter_created
+                && self
+                    .created
+                    .get(row)
+                    .is_none_or(|created| created.is_none_or(|created| created > ts))
+            {
                 continue;
             }
-            return u64::try_from(row.row_idx).ok();
+            return u64::try_from(self.positions[row]).ok();
         }
         None
     }

@@ -297,10 +297,7 @@ fn encode_in_row_groups(
     // The file is rarely bigger than the rows in memory: reserving that much up front spares the
     // copies (and the page faults on fresh memory) of growing the buffer by doubling. Pages that are
     // reserved and never written cost nothing.
-    let in_memory: usize = batches
-        .iter()
-        .map(RecordBatch::get_array_memory_size)
-        .sum();
+    let in_memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
     let buffer = Vec::with_capacity(in_memory.saturating_add(1 << 16));
     let writer = ArrowWriter::try_new(buffer, Arc::clone(&schema), Some(properties))?;
     let (mut file, factory) = writer.into_serialized_writer()?;

@@ -17,9 +17,9 @@ use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
 
 use super::{
-    BuildIntHasher, Candidate, FeatureRows, JoinOptions, KeyGroups, NO_GROUP, PitError,
-    SortedFeatures, all_valid, check_entity_shapes, check_feature_shapes, fill_parallel,
-    group_number, groups_of_rows, normalize_keys,
+    BuildIntHasher, FeatureRows, JoinOptions, KeyGroups, NO_GROUP, PitError, SortedFeatures,
+    all_valid, check_entity_shapes, check_feature_shapes, fill_parallel, group_number,
+    groups_of_rows, normalize_keys,
 };
 use crate::domain::pit::EntityRows;
 
@@ -94,16 +94,15 @@ impl FeatureIndex {
         let ttl = options.ttl_micros();
         let filter_created =
             options.filter_by_created_timestamp && self.features.created_timestamps.is_some();
-        let timestamps = &entity.timestamps;
         let mut found: Vec<Option<u64>> = vec![None; n_entities];
-        fill_parallel(&mut found, |row_idx| {
-            let group = groups.get(row_idx).copied().unwrap_or(0);
-            if group == NO_GROUP || timestamps.is_null(row_idx) {
-                return None;
-            }
-            self.sorted
-                .winner(group, timestamps.value(row_idx), ttl, filter_created)
-        });
+        self.sorted.fill_winners(
+            &mut found,
+            // A global view's entity rows have no key, so no group list: all are in group 0.
+            |row_idx| groups.get(row_idx).copied().unwrap_or(0),
+            &entity.timestamps,
+            ttl,
+            filter_created,
+        );
         Ok(found.into_iter().collect())
     }
 
@@ -137,8 +136,7 @@ impl FeatureIndex {
                 .created_timestamps
                 .as_ref()
                 .map_or(0, Array::get_array_memory_size);
-        let sorted = self.sorted.rows.capacity() * std::mem::size_of::<Candidate>()
-            + self.sorted.starts.capacity() * std::mem::size_of::<usize>();
+        let sorted = self.sorted.memory_size();
         let lookup = match &self.lookup {
             KeyLookup::Global => 0,
             // A hash table entry and its control byte, at the table's load factor.
