@@ -7,6 +7,7 @@
 //! the temporary parts are deleted. Renames are atomic per file on a local disk; on S3 and GCS a rename
 //! is a copy and a delete, so a reader that must see the whole dataset or nothing waits for `_SUCCESS`.
 
+use std::io::Write;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
@@ -156,23 +157,44 @@ impl LakeOutput {
 
     /// Encodes the pending rows as one Parquet file (on a blocking thread) and puts it in the job's
     /// directory.
+    ///
+    /// In a lake on the local file system the file is written as it is encoded, each column chunk
+    /// as soon as it is ready (see [`encode_parquet_into`]), so that the copy into the file overlaps
+    /// the encoding of the later columns; other stores get the whole file in one put.
     async fn flush(&mut self) -> Result<(), OfflineError> {
         let batches = std::mem::take(&mut self.pending);
         self.pending_rows = 0;
         let schema = Arc::clone(&self.schema);
-        let encoded = tokio::task::spawn_blocking(move || encode_parquet(schema, &batches))
-            .await
-            .map_err(|err| self.unwritable(&err))?;
-        let bytes = encoded.map_err(|err| self.unwritable(&err))?;
         let name = format!("part-{:05}.parquet", self.parts.len());
-        let path = self.location.path(&format!("{}/{name}", self.job_dir));
-        self.location
-            .store
-            .put(&path, PutPayload::from(bytes))
-            .await
-            .map_err(|err| self.unwritable(&err))?;
+        let relative = format!("{}/{name}", self.job_dir);
+        if let Some(file) = self.local_file(&relative) {
+            tokio::task::spawn_blocking(move || write_local(&file, schema, &batches))
+                .await
+                .map_err(|err| self.unwritable(&err))?
+                .map_err(|err| self.unwritable(&err))?;
+        } else {
+            let encoded = tokio::task::spawn_blocking(move || encode_parquet(schema, &batches))
+                .await
+                .map_err(|err| self.unwritable(&err))?;
+            let bytes = encoded.map_err(|err| self.unwritable(&err))?;
+            self.location
+                .store
+                .put(&self.location.path(&relative), PutPayload::from(bytes))
+                .await
+                .map_err(|err| self.unwritable(&err))?;
+        }
         self.parts.push(name);
         Ok(())
+    }
+
+    /// The local file of `relative` (under the dataset's root) when the lake is on the local file
+    /// system.
+    fn local_file(&self, relative: &str) -> Option<std::path::PathBuf> {
+        let url = url::Url::parse(&self.location.url_of(relative)).ok()?;
+        if url.scheme() != "file" {
+            return None;
+        }
+        url.to_file_path().ok()
     }
 
     /// Writes the last part (an empty one when the training set has no row, so the dataset has a
@@ -222,6 +244,26 @@ impl LakeOutput {
     }
 }
 
+/// The bytes buffered before a write to a local file: few system calls, and the copy into the file
+/// starts long before the file is encoded.
+const LOCAL_WRITE_BUFFER: usize = 1 << 20;
+
+/// Writes `batches` as the Parquet file `path` (see [`encode_parquet_into`]), creating its directory.
+fn write_local(
+    path: &std::path::Path,
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+) -> Result<(), String> {
+    if let Some(directory) = path.parent() {
+        std::fs::create_dir_all(directory).map_err(|err| err.to_string())?;
+    }
+    let file = std::fs::File::create(path).map_err(|err| err.to_string())?;
+    let sink = std::io::BufWriter::with_capacity(LOCAL_WRITE_BUFFER, file);
+    let sink = encode_parquet_into(schema, batches, sink).map_err(|err| err.to_string())?;
+    sink.into_inner().map_err(|err| err.error().to_string())?;
+    Ok(())
+}
+
 /// Batches of one schema as the bytes of one Parquet file (snappy; no dictionary for floating-point
 /// columns; mostly distinct integer and time columns delta-encoded), the lake's file encoding. The columns of each row group are encoded in parallel, one
 /// thread per core (see [`encode_columns`]).
@@ -229,6 +271,21 @@ pub(crate) fn encode_parquet(
     schema: SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    // The file is rarely bigger than the rows in memory: reserving that much up front spares the
+    // copies (and the page faults on fresh memory) of growing the buffer by doubling. Pages that are
+    // reserved and never written cost nothing.
+    let in_memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let buffer = Vec::with_capacity(in_memory.saturating_add(1 << 16));
+    encode_parquet_into(schema, batches, buffer)
+}
+
+/// [`encode_parquet`] into `sink`, which gets each column chunk as soon as it and the ones before it
+/// are encoded (so that writing a file overlaps encoding its later columns); returns the sink.
+pub(crate) fn encode_parquet_into<W: Write + Send>(
+    schema: SchemaRef,
+    batches: &[RecordBatch],
+    sink: W,
+) -> Result<W, parquet::errors::ParquetError> {
     let mut properties = WriterProperties::builder().set_compression(Compression::SNAPPY);
     // Feature values in floating point are nearly all distinct, and so are most integer and time
     // columns of a training set (event times, ids): a dictionary only costs time (hashing every value)
@@ -255,7 +312,7 @@ pub(crate) fn encode_parquet(
     let row_group_rows = properties
         .max_row_group_row_count()
         .unwrap_or(DEFAULT_MAX_ROW_GROUP_ROW_COUNT);
-    encode_in_row_groups(schema, batches, properties, row_group_rows)
+    encode_in_row_groups(schema, batches, properties, row_group_rows, sink)
 }
 
 /// Values sampled from a column to tell whether a dictionary pays.
@@ -287,19 +344,15 @@ fn mostly_distinct(column: &ArrayRef) -> bool {
     sample.len() * 2 > sampled
 }
 
-fn encode_in_row_groups(
+fn encode_in_row_groups<W: Write + Send>(
     schema: SchemaRef,
     batches: &[RecordBatch],
     properties: WriterProperties,
     row_group_rows: usize,
-) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    sink: W,
+) -> Result<W, parquet::errors::ParquetError> {
     let row_group_rows = row_group_rows.max(1);
-    // The file is rarely bigger than the rows in memory: reserving that much up front spares the
-    // copies (and the page faults on fresh memory) of growing the buffer by doubling. Pages that are
-    // reserved and never written cost nothing.
-    let in_memory: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
-    let buffer = Vec::with_capacity(in_memory.saturating_add(1 << 16));
-    let writer = ArrowWriter::try_new(buffer, Arc::clone(&schema), Some(properties))?;
+    let writer = ArrowWriter::try_new(sink, Arc::clone(&schema), Some(properties))?;
     let (mut file, factory) = writer.into_serialized_writer()?;
     let mut row_group = Vec::new();
     let mut rows = 0;
@@ -325,8 +378,8 @@ fn encode_in_row_groups(
     file.into_inner()
 }
 
-fn write_row_group(
-    file: &mut SerializedFileWriter<Vec<u8>>,
+fn write_row_group<W: Write + Send>(
+    file: &mut SerializedFileWriter<W>,
     factory: &ArrowRowGroupWriterFactory,
     index: usize,
     schema: &SchemaRef,
@@ -346,11 +399,10 @@ fn write_row_group(
             }
         }
     }
-    let chunks = encode_columns(writers.into_iter().zip(leaves).collect())?;
     let mut row_group = file.next_row_group()?;
-    for chunk in chunks {
-        chunk.append_to_row_group(&mut row_group)?;
-    }
+    encode_columns(writers.into_iter().zip(leaves).collect(), |chunk| {
+        chunk.append_to_row_group(&mut row_group)
+    })?;
     row_group.close()?;
     Ok(())
 }
@@ -358,11 +410,16 @@ fn write_row_group(
 /// A leaf column's writer and its values from every batch of a row group.
 type ColumnToEncode = (ArrowColumnWriter, Vec<ArrowLeafColumn>);
 
-/// Encodes each column writer's leaves, the columns spread over one thread per core; the chunks come
-/// back in the writers' order.
-fn encode_columns(
+/// Encodes each column writer's leaves, the columns spread over one thread per core, and hands the
+/// chunks to `append` in the writers' order, each as soon as it and the ones before it are done (the
+/// calling thread appends while the others encode).
+fn encode_columns<A>(
     columns: Vec<ColumnToEncode>,
-) -> Result<Vec<ArrowColumnChunk>, parquet::errors::ParquetError> {
+    mut append: A,
+) -> Result<(), parquet::errors::ParquetError>
+where
+    A: FnMut(ArrowColumnChunk) -> Result<(), parquet::errors::ParquetError>,
+{
     let threads = crate::domain::threads_for(columns.len(), 1);
     let encode = |(mut writer, leaves): ColumnToEncode| {
         for leaf in &leaves {
@@ -371,41 +428,59 @@ fn encode_columns(
         writer.close()
     };
     if threads == 1 {
-        return columns.into_iter().map(encode).collect();
+        for column in columns {
+            append(encode(column)?)?;
+        }
+        return Ok(());
     }
-    // Column `i` goes to thread `i % threads`; results are put back in order.
+    // Column `i` goes to thread `i % threads`, which encodes its share in order.
     let mut shares: Vec<Vec<(usize, ColumnToEncode)>> = (0..threads).map(|_| Vec::new()).collect();
     for (position, column) in columns.into_iter().enumerate() {
         if let Some(share) = shares.get_mut(position % threads) {
             share.push((position, column));
         }
     }
-    let encoded = std::thread::scope(|scope| {
-        let handles: Vec<_> = shares
-            .into_iter()
-            .map(|share| {
-                scope.spawn(move || {
-                    share
-                        .into_iter()
-                        .map(|(position, column)| encode(column).map(|chunk| (position, chunk)))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle.join().unwrap_or_else(|_| {
-                    Err(parquet::errors::ParquetError::General(
-                        "a column encoder panicked".to_owned(),
-                    ))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })?;
-    let mut chunks: Vec<(usize, ArrowColumnChunk)> = encoded.into_iter().flatten().collect();
-    chunks.sort_by_key(|(position, _)| *position);
-    Ok(chunks.into_iter().map(|(_, chunk)| chunk).collect())
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let mut encoders = Vec::with_capacity(shares.len());
+        for share in shares {
+            let sender = sender.clone();
+            encoders.push(scope.spawn(move || {
+                for (position, column) in share {
+                    let encoded = encode(column);
+                    let failed = encoded.is_err();
+                    // The receiver stops at the first error; nothing is left to tell then.
+                    if sender.send((position, encoded)).is_err() || failed {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop(sender);
+        // Every encoder's sender is dropped when it ends, so this loop ends when all have, a panic
+        // included. On an error it stops early: the encoders then stop at their next send.
+        let appended = (|| {
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut next = 0;
+            for (position, encoded) in &receiver {
+                waiting.insert(position, encoded?);
+                while let Some(chunk) = waiting.remove(&next) {
+                    append(chunk)?;
+                    next += 1;
+                }
+            }
+            Ok(())
+        })();
+        drop(receiver);
+        // Every encoder is joined (a panicked one not joined would panic the scope).
+        let joined: Vec<_> = encoders.into_iter().map(|encoder| encoder.join()).collect();
+        if joined.iter().any(Result::is_err) {
+            return Err(parquet::errors::ParquetError::General(
+                "a column encoder panicked".to_owned(),
+            ));
+        }
+        appended
+    })
 }
 
 #[cfg(test)]
@@ -457,7 +532,9 @@ mod tests {
         let properties = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
-        let bytes = encode_in_row_groups(Arc::clone(&schema), &batches, properties, 500).unwrap();
+        let bytes =
+            encode_in_row_groups(Arc::clone(&schema), &batches, properties, 500, Vec::new())
+                .unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(bytes)).unwrap();
         assert_eq!(reader.metadata().num_row_groups(), 4);
         assert_eq!(reader.metadata().file_metadata().num_rows(), 2_000);
@@ -465,6 +542,42 @@ mod tests {
         let read = arrow::compute::concat_batches(&read[0].schema(), &read).unwrap();
         let written = arrow::compute::concat_batches(&schema, &batches).unwrap();
         assert_eq!(read.columns(), written.columns());
+    }
+
+    #[test]
+    fn a_local_file_written_while_encoded_holds_the_bytes_of_the_encoded_file() {
+        let batches = vec![batch(0, 3_000), batch(3_000, 17)];
+        let schema = batches[0].schema();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/part-00000.parquet");
+        write_local(&path, Arc::clone(&schema), &batches).unwrap();
+        let written = std::fs::read(&path).unwrap();
+        assert_eq!(written, encode_parquet(schema, &batches).unwrap());
+        let reader = ParquetRecordBatchReaderBuilder::try_new(Bytes::from(written)).unwrap();
+        assert_eq!(reader.metadata().file_metadata().num_rows(), 3_017);
+    }
+
+    #[test]
+    fn a_column_that_fails_to_encode_fails_the_file() {
+        // Every column's writer gets leaves of another type than its own: each encoder fails, and
+        // the first error comes back instead of a file.
+        let schema = batch(0, 10).schema();
+        let writer = ArrowWriter::try_new(Vec::new(), Arc::clone(&schema), None).unwrap();
+        let (_file, factory) = writer.into_serialized_writer().unwrap();
+        let writers = factory.create_column_writers(0).unwrap();
+        let wrong = Arc::new(Field::new("s", DataType::Utf8, true));
+        let strings: ArrayRef = Arc::new(StringArray::from(vec!["x"; 10]));
+        let columns: Vec<ColumnToEncode> = writers
+            .into_iter()
+            .map(|writer| (writer, compute_leaves(&wrong, &strings).unwrap()))
+            .collect();
+        let mut appended = 0;
+        let result = encode_columns(columns, |_| {
+            appended += 1;
+            Ok(())
+        });
+        assert!(result.is_err());
+        assert_eq!(appended, 0);
     }
 
     #[test]
