@@ -187,7 +187,7 @@ impl LakeOutput {
         Ok(())
     }
 
-    /// The local file of `relative` (under the dataset's root) when the lake is on the local file
+    /// The local path of `relative` (under the lake's root) when the lake is on the local file
     /// system.
     fn local_file(&self, relative: &str) -> Option<std::path::PathBuf> {
         let url = url::Url::parse(&self.location.url_of(relative)).ok()?;
@@ -236,10 +236,12 @@ impl LakeOutput {
                 tracing::warn!(path = %meta.location, error = %err, "cannot delete a temporary training set file");
             }
         }
-        if let Some(url) = self.location.url.strip_prefix("file://") {
-            // A local store keeps empty directories; remove ours (best effort).
-            let _ = std::fs::remove_dir_all(format!("{url}/{}", self.job_dir));
-            let _ = std::fs::remove_dir(format!("{url}/{}/_temporary", self.dataset));
+        // A local store keeps empty directories; remove ours (best effort).
+        if let Some(job_dir) = self.local_file(&self.job_dir) {
+            let _ = std::fs::remove_dir_all(job_dir);
+        }
+        if let Some(temporary) = self.local_file(&format!("{}/_temporary", self.dataset)) {
+            let _ = std::fs::remove_dir(temporary);
         }
     }
 }
@@ -265,8 +267,8 @@ fn write_local(
 }
 
 /// Batches of one schema as the bytes of one Parquet file (snappy; no dictionary for floating-point
-/// columns; mostly distinct integer and time columns delta-encoded), the lake's file encoding. The columns of each row group are encoded in parallel, one
-/// thread per core (see [`encode_columns`]).
+/// columns; mostly distinct integer and time columns delta-encoded), the lake's file encoding. The
+/// columns of each row group are encoded in parallel, one thread per core (see [`encode_columns`]).
 pub(crate) fn encode_parquet(
     schema: SchemaRef,
     batches: &[RecordBatch],
