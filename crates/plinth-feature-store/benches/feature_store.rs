@@ -14,8 +14,10 @@
 //!   concurrent tokio tasks for `PLINTH_BENCH_SECONDS` (default 10) per case, reads random drivers,
 //!   1 and 100 per request, from Plinth's gRPC `GetOnlineFeatures`, Plinth's HTTP `/get-online-features`
 //!   and Feast's HTTP `/get-online-features` (the same JSON body for both), after a check that the three
-//!   answer the same values for a sample of drivers. Throughput and p99 per case; goal ≥ 10× Feast's
-//!   throughput and ≤ 1/10 of its p99.
+//!   answer the same values for a sample of drivers (gRPC through tonic's client). Throughput and p99
+//!   per case; goal ≥ 10× Feast's throughput and ≤ 1/10 of its p99. The gRPC load comes from
+//!   [`GrpcLoad`], a unary client on the `h2` crate that sends a call's headers and message in one
+//!   write, as ghz and the gRPC C core and Go clients do; HTTP load from reqwest.
 //! - **training**: the training set of all entity rows with the five features, from Plinth two ways:
 //!   gRPC `GetTrainingSet` (entity Parquet in, a Parquet dataset written to the lake) and Arrow Flight
 //!   `DoGet` (the entity rows in memory as Arrow IPC in the ticket, the training set streamed back as
@@ -503,6 +505,90 @@ fn grpc_request(ids: &[i64]) -> pb::GetOnlineFeaturesRequest {
     }
 }
 
+/// The load generator's gRPC client: unary `GetOnlineFeatures` calls written directly on the `h2`
+/// crate, as gRPC load generators (ghz, h2load) and the gRPC C core and Go clients do it: a call's
+/// headers and its one message leave in one write. tonic's client writes them in two (hyper opens the
+/// stream before the body gets send capacity), which doubles the wake-ups of both ends of a loopback
+/// connection whose load generator shares the server's two cores.
+struct GrpcLoad {
+    send: h2::client::SendRequest<bytes::Bytes>,
+    uri: http::Uri,
+}
+
+impl GrpcLoad {
+    async fn connect(addr: SocketAddr) -> anyhow::Result<Self> {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let (send, connection) = h2::client::handshake(tcp).await?;
+        tokio::spawn(async move {
+            // Ends with the client; an error shows up in the next call.
+            let _ = connection.await;
+        });
+        let uri =
+            format!("http://{addr}/plinth.featurestore.v1.FeatureStoreService/GetOnlineFeatures")
+                .parse()?;
+        Ok(Self { send, uri })
+    }
+
+    async fn get_online_features(
+        &mut self,
+        request: &pb::GetOnlineFeaturesRequest,
+    ) -> anyhow::Result<pb::GetOnlineFeaturesResponse> {
+        use bytes::BufMut as _;
+        use prost::Message as _;
+
+        let length = request.encoded_len();
+        let mut message = bytes::BytesMut::with_capacity(5 + length);
+        message.put_u8(0);
+        message.put_u32(u32::try_from(length)?);
+        request.encode(&mut message)?;
+        let head = http::Request::post(self.uri.clone())
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())?;
+        futures::future::poll_fn(|cx| self.send.poll_ready(cx)).await?;
+        let (response, mut stream) = self.send.send_request(head, false)?;
+        stream.send_data(message.freeze(), true)?;
+        let response = response.await?;
+        ensure!(
+            response.status() == http::StatusCode::OK,
+            "GetOnlineFeatures answered HTTP {}",
+            response.status()
+        );
+        let grpc_status = |headers: &http::HeaderMap| {
+            headers
+                .get("grpc-status")
+                .map(|status| status.to_str().unwrap_or("?").to_owned())
+        };
+        if let Some(status) = grpc_status(response.headers()) {
+            bail!("GetOnlineFeatures failed with gRPC status {status}");
+        }
+        let mut body = response.into_body();
+        let mut data = bytes::BytesMut::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk?;
+            body.flow_control().release_capacity(chunk.len())?;
+            data.extend_from_slice(&chunk);
+        }
+        let trailers = body.trailers().await?.unwrap_or_default();
+        let status = grpc_status(&trailers);
+        ensure!(
+            status.as_deref() == Some("0"),
+            "GetOnlineFeatures ended with gRPC status {status:?}"
+        );
+        ensure!(
+            data.len() >= 5 && data[0] == 0,
+            "GetOnlineFeatures answered no uncompressed message"
+        );
+        let length = u32::from_be_bytes([data[1], data[2], data[3], data[4]]) as usize;
+        ensure!(
+            data.len() == 5 + length,
+            "GetOnlineFeatures answered a cut message"
+        );
+        Ok(pb::GetOnlineFeaturesResponse::decode(&data[5..])?)
+    }
+}
+
 /// Reads `ids` over HTTP and returns the features per driver, columns in the response's order.
 async fn http_values(
     http: &reqwest::Client,
@@ -656,7 +742,7 @@ async fn load(
     for task in 0..CLIENTS {
         let http = http.clone();
         let mut grpc = match target {
-            Target::PlinthGrpc => Some(plinth.client().await?),
+            Target::PlinthGrpc => Some(GrpcLoad::connect(plinth.grpc).await?),
             _ => None,
         };
         tasks.push(tokio::spawn(async move {
@@ -670,11 +756,8 @@ async fn load(
                 let sent = Instant::now();
                 match &mut grpc {
                     Some(client) => {
-                        let answer = client.get_online_features(grpc_request(&ids)).await?;
-                        ensure!(
-                            answer.get_ref().results.len() == FEATURES + 1,
-                            "short answer"
-                        );
+                        let answer = client.get_online_features(&grpc_request(&ids)).await?;
+                        ensure!(answer.results.len() == FEATURES + 1, "short answer");
                     }
                     None => {
                         let response = http
