@@ -3,7 +3,9 @@
 //! A training set whose view is joined in memory (one partition) and whose source's estimated size fits
 //! the budget reads the whole source (not only the entity rows' time window), joins as usual, and then
 //! indexes the rows it read on a blocking thread, after the join. A later training set that reads the
-//! same columns of the same files joins against that index, without reading or decoding anything.
+//! same columns of the same files joins against that index, without reading or decoding anything; one
+//! that comes while the index is being built waits for it ([`FeatureCache::get_or_wait`]) rather than
+//! read and decode the source a second time on the same cores.
 //!
 //! An entry is keyed by the source's URL and the columns read, and is valid for one version of the
 //! source: the listed files' paths, sizes, modification times, ETags and versions, as `object_store`
@@ -14,6 +16,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
 
 use crate::domain::pit::index::FeatureIndex;
 use crate::offline::reader::{ReadColumn, SourceFiles};
@@ -72,8 +76,9 @@ impl SourceKey {
 }
 
 enum Slot {
-    /// A training set is indexing this version; others read the source meanwhile.
-    Building,
+    /// A training set is indexing this version. The receiver sees its sender dropped when the build
+    /// is settled, one way or the other.
+    Building(watch::Receiver<()>),
     Ready {
         index: Arc<FeatureIndex>,
         bytes: u64,
@@ -157,6 +162,31 @@ impl FeatureCache {
         }
     }
 
+    /// Like [`FeatureCache::get`], but while a training set is building the index of `version`, waits
+    /// until it is done: the index when it was kept, `None` when the build failed, was given up or
+    /// did not fit (the caller then reads the source, and may [claim](FeatureCache::claim) it).
+    pub async fn get_or_wait(
+        &self,
+        key: &SourceKey,
+        version: &SourceVersion,
+    ) -> Option<Arc<FeatureIndex>> {
+        loop {
+            let mut building = {
+                let state = self.lock();
+                match state.entries.get(key) {
+                    Some(Entry {
+                        version: built_from,
+                        slot: Slot::Building(built),
+                    }) if built_from == version => built.clone(),
+                    _ => break,
+                }
+            };
+            // Returns when the claim's sender is dropped: after the slot was settled.
+            let _ = building.changed().await;
+        }
+        self.get(key, version)
+    }
+
     /// Whether the caller should index `version` of `key` (estimated at `estimated_bytes` in memory):
     /// yes unless the estimate exceeds the budget or someone is indexing it already. A `Some` is a
     /// claim: hand the index to [`BuildClaim::finish`], or drop the claim to give up.
@@ -176,6 +206,7 @@ impl FeatureCache {
             // Ready (a race with `get`) or being built: nothing to do.
             return None;
         }
+        let (built, building) = watch::channel(());
         if let Some(Entry {
             slot: Slot::Ready { bytes, .. },
             ..
@@ -183,7 +214,7 @@ impl FeatureCache {
             key.clone(),
             Entry {
                 version: version.clone(),
-                slot: Slot::Building,
+                slot: Slot::Building(building),
             },
         ) {
             // An older version's index: replaced.
@@ -194,15 +225,15 @@ impl FeatureCache {
             key: key.clone(),
             version: version.clone(),
             done: false,
+            _built: built,
         })
     }
 
     fn settle(&self, key: &SourceKey, version: &SourceVersion, index: Option<FeatureIndex>) {
         let mut state = self.lock();
-        let ours = state
-            .entries
-            .get(key)
-            .is_some_and(|entry| entry.version == *version && matches!(entry.slot, Slot::Building));
+        let ours = state.entries.get(key).is_some_and(|entry| {
+            entry.version == *version && matches!(entry.slot, Slot::Building(_))
+        });
         if !ours {
             return;
         }
@@ -222,7 +253,7 @@ impl FeatureCache {
                 .iter()
                 .filter_map(|(key, entry)| match entry.slot {
                     Slot::Ready { last_used, .. } => Some((last_used, key.clone())),
-                    Slot::Building => None,
+                    Slot::Building(_) => None,
                 })
                 .min_by_key(|(last_used, _)| *last_used);
             let Some((_, oldest)) = oldest else {
@@ -257,6 +288,9 @@ pub struct BuildClaim {
     key: SourceKey,
     version: SourceVersion,
     done: bool,
+    /// Dropped after the slot is settled (fields drop after `Drop::drop`), which wakes the training
+    /// sets waiting in [`FeatureCache::get_or_wait`].
+    _built: watch::Sender<()>,
 }
 
 impl BuildClaim {

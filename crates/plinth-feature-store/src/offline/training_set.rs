@@ -352,7 +352,7 @@ impl Job<'_> {
                 let key = SourceKey::of(&files, &feature_columns);
                 let version = SourceVersion::of(&files);
                 let entity = self.entities_in_memory(input, &schema, &mut stats).await?;
-                let joined = if let Some(index) = cache.get(&key, &version) {
+                let joined = if let Some(index) = cache.get_or_wait(&key, &version).await {
                     cached_views += 1;
                     tokio::task::spawn_blocking(move || task.run_indexed(&entity, &index))
                         .await

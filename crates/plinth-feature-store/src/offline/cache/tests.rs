@@ -120,3 +120,44 @@ fn the_budget_evicts_the_least_recently_used_and_refuses_what_cannot_fit() {
     let off = Arc::new(FeatureCache::new(0));
     assert!(off.claim(&a, &v, 1).is_none());
 }
+
+#[tokio::test]
+async fn a_caller_waits_for_an_index_being_built_and_gets_it_or_nothing() {
+    let cache = Arc::new(FeatureCache::new(1 << 30));
+    let (drivers, v1, v2) = (key("file:///lake/drivers"), version(100), version(101));
+    // Nothing is being built: no wait, nothing found.
+    assert!(cache.get_or_wait(&drivers, &v1).await.is_none());
+
+    let claim = cache.claim(&drivers, &v1, 1000).expect("a first claim");
+    let waiting = tokio::spawn({
+        let (cache, drivers, v1) = (Arc::clone(&cache), drivers.clone(), v1.clone());
+        async move { cache.get_or_wait(&drivers, &v1).await }
+    });
+    // Another version of the source does not wait for this build.
+    assert!(cache.get_or_wait(&drivers, &v2).await.is_none());
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished(), "waits while the index is built");
+    claim.finish(Some(index(100)));
+    let found = waiting.await.expect("the waiting task");
+    assert_eq!(
+        found.map(|index| index.memory_size()),
+        Some(index(100).memory_size()),
+        "gets the index just built"
+    );
+
+    // A build given up (its claim dropped) releases the waiters with nothing.
+    let claim = cache
+        .claim(&drivers, &v2, 1000)
+        .expect("a claim for the new version");
+    let waiting = tokio::spawn({
+        let (cache, drivers, v2) = (Arc::clone(&cache), drivers.clone(), v2.clone());
+        async move { cache.get_or_wait(&drivers, &v2).await }
+    });
+    tokio::task::yield_now().await;
+    drop(claim);
+    assert!(waiting.await.expect("the waiting task").is_none());
+    assert!(
+        cache.claim(&drivers, &v2, 1000).is_some(),
+        "the waiter may claim it now"
+    );
+}
