@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use plinth_runtime::error::ApiError;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value as Json_};
 
 use crate::domain::online_row::Status;
@@ -26,6 +26,7 @@ use crate::domain::selection::FeatureRequest;
 use crate::domain::value::{Value, format_timestamp};
 use crate::feature_store::FeatureStore;
 use crate::push::{PushRequest, PushTarget};
+use crate::retrieval::{OnlineColumn, OnlineFeatures};
 
 /// The router: Feast's online endpoints.
 pub fn router(store: Arc<FeatureStore>) -> axum::Router {
@@ -71,12 +72,12 @@ async fn get_online_features(
     body: axum::body::Bytes,
 ) -> Response {
     match online(&store, &body).await {
-        Ok(json) => Json(json).into_response(),
+        Ok(answer) => Json(OnlineAnswer::of(&answer)).into_response(),
         Err(err) => err.into_response(),
     }
 }
 
-async fn online(store: &FeatureStore, body: &[u8]) -> Result<Json_, ApiError> {
+async fn online(store: &FeatureStore, body: &[u8]) -> Result<OnlineFeatures, ApiError> {
     let body: OnlineBody = parse_body(body)?;
     let selection = match (body.feature_service, body.features) {
         (Some(service), _) if !service.is_empty() => FeatureRequest::Service(service),
@@ -89,28 +90,72 @@ async fn online(store: &FeatureStore, body: &[u8]) -> Result<Json_, ApiError> {
         }
     };
     let entities = columns_from_json(body.entities, "entities")?;
-    let answer = store
+    store
         .get_online_features(&selection, entities, body.full_feature_names)
-        .await?;
-    let results: Vec<Json_> = answer
-        .columns
-        .iter()
-        .map(|column| {
-            serde_json::json!({
-                "values": column.values.iter().map(value_to_json).collect::<Vec<_>>(),
-                "statuses": column.statuses.iter().map(|status| status_name(*status)).collect::<Vec<_>>(),
-                "event_timestamps": column
-                    .event_timestamps
-                    .iter()
-                    .map(|micros| format_timestamp(micros.unwrap_or(0)))
-                    .collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    Ok(serde_json::json!({
-        "metadata": {"feature_names": answer.names},
-        "results": results,
-    }))
+        .await
+}
+
+/// The `/get-online-features` answer in Feast's shape, serialized straight from the domain answer
+/// (no intermediate JSON tree: this is every HTTP read's response).
+#[derive(Serialize)]
+struct OnlineAnswer<'a> {
+    metadata: AnswerMetadata<'a>,
+    results: Vec<AnswerColumn<'a>>,
+}
+
+#[derive(Serialize)]
+struct AnswerMetadata<'a> {
+    feature_names: &'a [String],
+}
+
+/// One column: its values, their statuses by name and their event times in RFC 3339 (the epoch
+/// where there is none, as Feast answers).
+struct AnswerColumn<'a>(&'a OnlineColumn);
+
+impl<'a> OnlineAnswer<'a> {
+    fn of(answer: &'a OnlineFeatures) -> Self {
+        Self {
+            metadata: AnswerMetadata {
+                feature_names: &answer.names,
+            },
+            results: answer.columns.iter().map(AnswerColumn).collect(),
+        }
+    }
+}
+
+impl Serialize for AnswerColumn<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+
+        struct Values<'a>(&'a [Value]);
+        impl Serialize for Values<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(JsonValue))
+            }
+        }
+        struct Statuses<'a>(&'a [Status]);
+        impl Serialize for Statuses<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.iter().map(|status| status_name(*status)))
+            }
+        }
+        struct EventTimes<'a>(&'a [Option<i64>]);
+        impl Serialize for EventTimes<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(
+                    self.0
+                        .iter()
+                        .map(|micros| format_timestamp(micros.unwrap_or(0))),
+                )
+            }
+        }
+
+        let mut column = serializer.serialize_struct("AnswerColumn", 3)?;
+        column.serialize_field("event_timestamps", &EventTimes(&self.0.event_timestamps))?;
+        column.serialize_field("statuses", &Statuses(&self.0.statuses))?;
+        column.serialize_field("values", &Values(&self.0.values))?;
+        column.end()
+    }
 }
 
 async fn push(State(store): State<Arc<FeatureStore>>, body: axum::body::Bytes) -> Response {
@@ -185,22 +230,30 @@ fn value_from_json(json: Json_) -> Option<Value> {
     })
 }
 
-/// A value as JSON: numbers, strings, booleans; bytes as base64; timestamps as RFC 3339; NaN as null.
-fn value_to_json(value: &Value) -> Json_ {
-    match value {
-        Value::Null => Json_::Null,
-        Value::String(text) => Json_::String(text.clone()),
-        Value::Bytes(bytes) => Json_::String(base64(bytes)),
-        Value::Int32(number) => Json_::from(*number),
-        Value::Int64(number) => Json_::from(*number),
-        Value::Float32(number) => {
-            serde_json::Number::from_f64(f64::from(*number)).map_or(Json_::Null, Json_::Number)
+/// A value as JSON: numbers, strings, booleans; bytes as base64; timestamps as RFC 3339; NaN and
+/// infinities as null.
+struct JsonValue<'a>(&'a Value);
+
+impl Serialize for JsonValue<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let float = |number: f64, serializer: S| {
+            if number.is_finite() {
+                serializer.serialize_f64(number)
+            } else {
+                serializer.serialize_unit()
+            }
+        };
+        match self.0 {
+            Value::Null => serializer.serialize_unit(),
+            Value::String(text) => serializer.serialize_str(text),
+            Value::Bytes(bytes) => serializer.serialize_str(&base64(bytes)),
+            Value::Int32(number) => serializer.serialize_i32(*number),
+            Value::Int64(number) => serializer.serialize_i64(*number),
+            Value::Float32(number) => float(f64::from(*number), serializer),
+            Value::Float64(number) => float(*number, serializer),
+            Value::Bool(flag) => serializer.serialize_bool(*flag),
+            Value::UnixTimestamp(micros) => serializer.serialize_str(&format_timestamp(*micros)),
         }
-        Value::Float64(number) => {
-            serde_json::Number::from_f64(*number).map_or(Json_::Null, Json_::Number)
-        }
-        Value::Bool(flag) => Json_::Bool(*flag),
-        Value::UnixTimestamp(micros) => Json_::String(format_timestamp(*micros)),
     }
 }
 
@@ -267,9 +320,17 @@ mod tests {
             ]
         );
         assert_eq!(columns[1].1, vec![Value::Int64(7)]);
-        assert_eq!(value_to_json(&Value::Float64(f64::NAN)), Json_::Null);
+        let json = |value: Value| serde_json::to_value(JsonValue(&value)).unwrap();
+        assert_eq!(json(Value::Float64(f64::NAN)), Json_::Null);
+        assert_eq!(json(Value::Float32(f32::INFINITY)), Json_::Null);
+        assert_eq!(json(Value::Float32(0.5)), serde_json::json!(0.5));
+        assert_eq!(json(Value::Int32(-3)), serde_json::json!(-3));
         assert_eq!(
-            value_to_json(&Value::UnixTimestamp(0)),
+            json(Value::Bytes(b"fo".to_vec())),
+            serde_json::json!("Zm8=")
+        );
+        assert_eq!(
+            json(Value::UnixTimestamp(0)),
             Json_::String("1970-01-01T00:00:00Z".to_owned())
         );
         let err = columns_from_json(
@@ -281,6 +342,43 @@ mod tests {
             err.message.contains("`entities.driver_id`[0]"),
             "{}",
             err.message
+        );
+    }
+
+    #[test]
+    fn an_online_answer_has_feasts_shape() {
+        let answer = OnlineFeatures {
+            names: vec!["driver_id".to_owned(), "conv_rate".to_owned()],
+            columns: vec![
+                OnlineColumn {
+                    values: vec![Value::Int64(1001), Value::Int64(1002)],
+                    statuses: vec![Status::Present, Status::Present],
+                    event_timestamps: vec![None, None],
+                },
+                OnlineColumn {
+                    values: vec![Value::Float64(0.25), Value::Null],
+                    statuses: vec![Status::Present, Status::NotFound],
+                    event_timestamps: vec![Some(1_618_225_182_000_000), None],
+                },
+            ],
+        };
+        assert_eq!(
+            serde_json::to_value(OnlineAnswer::of(&answer)).unwrap(),
+            serde_json::json!({
+                "metadata": {"feature_names": ["driver_id", "conv_rate"]},
+                "results": [
+                    {
+                        "values": [1001, 1002],
+                        "statuses": ["PRESENT", "PRESENT"],
+                        "event_timestamps": ["1970-01-01T00:00:00Z", "1970-01-01T00:00:00Z"],
+                    },
+                    {
+                        "values": [0.25, null],
+                        "statuses": ["PRESENT", "NOT_FOUND"],
+                        "event_timestamps": ["2021-04-12T10:59:42Z", "1970-01-01T00:00:00Z"],
+                    },
+                ],
+            })
         );
     }
 }
