@@ -816,6 +816,12 @@ struct Results {
 }
 
 async fn run(settings: &Settings) -> anyhow::Result<()> {
+    // The telemetry a shipped binary installs at its defaults (logs at info to stderr, every request's
+    // span recorded), so the bench measures what ships.
+    let _telemetry = plinth_runtime::telemetry::init(
+        plinth_feature_store::SERVICE_NAME,
+        &plinth_runtime::config::TelemetryConfig::default(),
+    )?;
     let load_before = load_average();
     let dir = tempfile::Builder::new()
         .prefix("plinth-feature-store-bench")
